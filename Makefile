@@ -1,0 +1,49 @@
+# World Models for Robots: the two commands are `make lab` and `make test`.
+# Each runs `setup` first, which is idempotent: a second run only checks (a few seconds).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Extra arguments for pip, e.g. PIP_ARGS="--index-url <PyTorch CUDA or CPU wheel index>"
+PIP_ARGS ?=
+# Extra arguments for JupyterLab, e.g. LAB_ARGS="--no-browser --port 8899"
+LAB_ARGS ?=
+# Extra arguments for pytest, e.g. TEST_ARGS="-k envs -x"
+TEST_ARGS ?=
+# Jupyter refuses to run as root unless told; containers and CI often are root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup system venv lab test
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make lab    set up everything, then open JupyterLab on course/"
+	@echo "make test   set up everything, then run every test"
+	@echo "make setup  only the set-up: system Vulkan driver (where needed) and .venv"
+
+setup: system venv
+	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
+
+system:
+	@bash wmlib/setup_vulkan.sh
+
+venv: $(VENV)/.installed
+
+# Reinstall only when the package's requirements change.
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "[setup] $(PYTHON) not found: the course needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(BIN)/python || { echo "[setup] creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "[setup] installing wmlib and its pinned stack into $(VENV) (first time: a few minutes)"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q $(PIP_ARGS) -e '.[hardware,book]'
+	@$(BIN)/python -m pip check
+	@touch $@
+
+lab: setup
+	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"
+	@$(BIN)/jupyter lab --ServerApp.root_dir=course $(ROOT_FLAG) $(LAB_ARGS)
+
+test: setup
+	@$(BIN)/python -m pytest tests $(TEST_ARGS)

@@ -154,10 +154,36 @@ class CourseEnv(gym.Wrapper):
 
     def _layout(self, raw, info) -> dict[str, slice]:
         if self.obs_mode == "state":
-            tree = self.env.unwrapped._get_obs_state_dict(info)
-        else:
-            tree = {"agent": raw["agent"], "extra": raw["extra"]}
-        return slices_of(tree)[0]
+            return slices_of(self._true_state_dict())[0]
+        return slices_of({"agent": raw["agent"], "extra": raw["extra"]})[0]
+
+    def _true_state_dict(self) -> dict:
+        # ManiSkill adds the object's pose to its observation only in state modes,
+        # so ask for the state as a state-mode env would see it.
+        from mani_skill.envs.utils.observations import parse_obs_mode_to_struct
+
+        task = self.env.unwrapped
+        saved = task._obs_mode, task.obs_mode_struct
+        task._obs_mode, task.obs_mode_struct = "state", parse_obs_mode_to_struct("state")
+        try:
+            return task._get_obs_state_dict(task.get_info())
+        finally:
+            task._obs_mode, task.obs_mode_struct = saved
+
+    def true_state(self) -> tuple[torch.Tensor, dict[str, slice]]:
+        """The simulator's full state vector (N, D) and its layout, in any obs_mode.
+
+        In ``obs_mode="state"`` this equals the observation; in ``"rgb"`` it is what the
+        camera-based robot does not get to see (for labels, costs and data collection).
+        """
+        from mani_skill.utils import common
+
+        tree = self._true_state_dict()
+        return common.flatten_state_dict(tree, use_torch=True), slices_of(tree)[0]
+
+    def camera_params(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Per camera: ``intrinsic_cv`` (N, 3, 3) and ``extrinsic_cv`` (N, 3, 4), OpenCV convention."""
+        return self.env.unwrapped.get_sensor_params()
 
 
 def make(

@@ -1,0 +1,271 @@
+"""Episodes as arrays, and the tuples models learn from.
+
+An ``Episode`` holds one RLDS episode as NumPy arrays keyed by flat field names
+(``"observation/state"``, ``"action"``, ``"is_last"``, ...), each with the step
+axis first: ``steps["observation/state"]`` is ``(T + 1, D)`` for an episode of T
+actions. Conventions (the same for every dataset the course reads):
+
+- step t holds observation o_t and the action a_t sent from it, and the reward
+  that action earned;
+- the last step (``is_last``) holds the final observation o_T only: its action,
+  reward and discount mean nothing and never enter a target or a statistic;
+- ``is_last`` without ``is_terminal`` is a truncation (time ran out), not a
+  termination: the world would have gone on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Iterable
+
+import numpy as np
+
+STEP_FIELDS = ("observation/state", "action", "reward", "discount", "is_first", "is_last", "is_terminal",
+               "language_instruction")
+
+
+class DatasetError(ValueError):
+    """Bad data, with the dataset, episode, step and field it was found in."""
+
+    def __init__(self, problem: str, dataset: str = "", episode: int | None = None, step: int | None = None,
+                 field: str | None = None):
+        self.problem, self.dataset, self.episode, self.step, self.field = problem, dataset, episode, step, field
+        where = [f"dataset {dataset!r}" if dataset else "", f"episode {episode}" if episode is not None else "",
+                 f"step {step}" if step is not None else "", f"field {field!r}" if field else ""]
+        super().__init__(", ".join(w for w in where if w) + f": {problem}")
+
+
+@dataclasses.dataclass
+class Episode:
+    steps: dict[str, np.ndarray]
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    index: int = 0
+    dataset: str = ""
+
+    def __len__(self) -> int:
+        """Number of steps, T + 1 (the last holds only the final observation)."""
+        return len(self.steps["is_last"])
+
+    @property
+    def num_actions(self) -> int:
+        """T: the steps whose action means something."""
+        return len(self) - 1
+
+    @property
+    def terminated(self) -> bool:
+        return bool(self.steps["is_terminal"][-1])
+
+    @property
+    def language(self) -> str:
+        return self.steps["language_instruction"][0] if "language_instruction" in self.steps else ""
+
+    def __repr__(self) -> str:
+        source = self.metadata.get("source", "?")
+        return f"Episode({self.dataset}#{self.index}, {len(self)} steps, source={source}, success={self.metadata.get('success')})"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"observation": {"state": x}} -> {"observation/state": x}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}/"))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def to_text(value):
+    """bytes (or arrays of bytes) from TensorFlow -> str."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in value], dtype=object)
+    return value
+
+
+# ------------------------------------------------------------------ transitions
+
+
+@dataclasses.dataclass
+class Transitions:
+    """(o_t, a_t, o_t+1) for every meaningful action of every episode; never across episodes.
+
+    obs, next_obs: (N, D); action: (N, A); reward, terminal: (N,);
+    episode, step: (N,) where each transition came from.
+    ``terminal[i]`` is True when o_t+1 ended the episode by termination (not truncation).
+    """
+    obs: np.ndarray
+    action: np.ndarray
+    next_obs: np.ndarray
+    reward: np.ndarray
+    terminal: np.ndarray
+    episode: np.ndarray
+    step: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def to_torch(self, device=None) -> dict:
+        import torch
+
+        return {f.name: torch.as_tensor(getattr(self, f.name), device=device) for f in dataclasses.fields(self)}
+
+
+def transitions(episodes: Iterable[Episode], key: str = "observation/state") -> Transitions:
+    """All (o_t, a_t, o_t+1) with t = 0..T-1 of each episode: the last step gives none of its own."""
+    parts = []
+    for ep in episodes:
+        obs, T = ep.steps[key], ep.num_actions
+        parts.append(dict(
+            obs=obs[:-1], action=ep.steps["action"][:-1], next_obs=obs[1:], reward=ep.steps["reward"][:-1],
+            terminal=ep.steps["is_terminal"][1:], episode=np.full(T, ep.index), step=np.arange(T),
+        ))
+    if not parts:
+        raise DatasetError("no episodes to make transitions from")
+    return Transitions(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+@dataclasses.dataclass
+class WamTuples:
+    """(o_t, l, a_t, o_t+1, a_t+1) for a World Action Model; t = 0..T-2 of each episode.
+
+    a_t+1 must be a real action, so the step before the last gives none: an episode
+    of T actions gives T-1 tuples. obs/next_obs: (N, D); action/next_action: (N, A);
+    language: (N,) str; episode, step: (N,).
+    """
+    obs: np.ndarray
+    language: np.ndarray
+    action: np.ndarray
+    next_obs: np.ndarray
+    next_action: np.ndarray
+    episode: np.ndarray
+    step: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+
+def wam_tuples(episodes: Iterable[Episode], key: str = "observation/state") -> WamTuples:
+    parts = []
+    for ep in episodes:
+        obs, act, n = ep.steps[key], ep.steps["action"], ep.num_actions - 1
+        if n <= 0:
+            continue
+        parts.append(dict(
+            obs=obs[:n], language=np.array([ep.language] * n, dtype=object), action=act[:n],
+            next_obs=obs[1:n + 1], next_action=act[1:n + 1], episode=np.full(n, ep.index), step=np.arange(n),
+        ))
+    if not parts:
+        raise DatasetError("no episode has two actions: no (o_t, l, a_t, o_t+1, a_t+1) tuple exists")
+    return WamTuples(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_dataset(path: str | pathlib.Path, split: str = "train", images: bool = True):
+    """A tf.data.Dataset of whole episodes (steps batched into arrays) and the tfds builder."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    path = pathlib.Path(path)
+    if not (path / "dataset_info.json").exists():
+        raise DatasetError(f"no tfds dataset at {path} (dataset_info.json missing): build it with `make dataset`",
+                           dataset=str(path))
+    try:
+        builder = tfds.builder_from_directory(str(path))
+    except Exception as err:  # a damaged dataset_info.json / features.json
+        raise DatasetError(f"cannot open the dataset's description files: {err}", dataset=str(path)) from err
+    step_features = builder.info.features["steps"].feature
+    decoders = None
+    if not images and "observation" in step_features and "image" in step_features["observation"]:
+        decoders = {"steps": {"observation": {"image": tfds.decode.SkipDecoding()}}}
+    ds = builder.as_dataset(split=split, decoders=decoders, shuffle_files=False)
+
+    def whole_episode(episode):
+        episode = dict(episode)
+        steps = episode["steps"].batch(1_000_000).get_single_element()
+        if decoders:
+            steps["observation"] = {k: v for k, v in steps["observation"].items() if k != "image"}
+        episode["steps"] = steps
+        return episode
+
+    return ds.map(whole_episode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), builder
+
+
+def dataset_name(builder) -> str:
+    config = builder.builder_config.name if builder.builder_config else ""
+    return f"{builder.name}/{config}" if config else builder.name
+
+
+def load(path: str | pathlib.Path, split: str = "train", images: bool = True, validate: bool = True) -> list[Episode]:
+    """Read every episode of an RLDS dataset folder (``.../name/config/version``).
+
+    images=False skips decoding the camera frames (much faster for state models).
+    validate=True checks every episode and raises DatasetError at the first bad one.
+    """
+    import tensorflow as tf
+
+    ds, builder = read_dataset(path, split, images)
+    name = dataset_name(builder)
+    episodes = []
+    iterator = iter(ds.as_numpy_iterator())
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as err:
+            raise DatasetError(f"unreadable data ({type(err).__name__}) in {bad_shard(builder, split) or 'a shard'}: "
+                               f"{err.message.splitlines()[0]}", dataset=name, episode=len(episodes)) from None
+        steps = {k: to_text(v) for k, v in flatten(raw["steps"]).items()}
+        metadata = {k: to_text(v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v)
+                    for k, v in flatten(raw.get("episode_metadata", {})).items()}
+        episodes.append(Episode(steps, metadata, index=len(episodes), dataset=name))
+    if validate:
+        from wmlib.data.validate import validate_dataset
+
+        validate_dataset(episodes, spec_of(builder, images))
+    return episodes
+
+
+def bad_shard(builder, split: str) -> str | None:
+    """The first record file of a split that TensorFlow cannot read to the end."""
+    import tensorflow as tf
+
+    for path in sorted(pathlib.Path(builder.data_dir).glob(f"*-{split}.*")):
+        try:
+            for _ in tf.data.TFRecordDataset(str(path)):
+                pass
+        except tf.errors.OpError:
+            return str(path)
+    return None
+
+
+def spec_of(builder, images: bool = True) -> "EpisodeSpec":
+    """The shapes, dtypes and action bounds an episode of this dataset must have."""
+    from wmlib.data.validate import EpisodeSpec
+
+    metadata = builder.info.metadata or {}
+    fields = flatten(_feature_tree(builder.info.features["steps"].feature))
+    if not images:
+        fields.pop("observation/image", None)
+    low, high = metadata.get("action_low"), metadata.get("action_high")
+    return EpisodeSpec(fields=fields, action_low=None if low is None else np.asarray(low, np.float32),
+                       action_high=None if high is None else np.asarray(high, np.float32))
+
+
+def _feature_tree(features) -> dict:
+    """FeaturesDict -> nested dict of (shape, numpy dtype) leaves (Text becomes object)."""
+    import tensorflow_datasets as tfds
+
+    tree = {}
+    for key, feature in features.items():
+        if isinstance(feature, tfds.features.FeaturesDict):
+            tree[key] = _feature_tree(feature)
+        elif isinstance(feature, tfds.features.Text):
+            tree[key] = ((), np.dtype(object))
+        else:
+            tree[key] = (tuple(feature.shape), np.dtype(feature.np_dtype))
+    return tree

@@ -15,13 +15,15 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system venv lab test
+.PHONY: help setup system venv lab test dataset fixture
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab    set up everything, then open JupyterLab on course/"
 	@echo "make test   set up everything, then run every test"
-	@echo "make setup  only the set-up: system Vulkan driver (where needed) and .venv"
+	@echo "make setup    only the set-up: system Vulkan driver (where needed) and .venv"
+	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
+	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 
 setup: system venv
 	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
@@ -41,7 +43,15 @@ $(VENV)/.installed: pyproject.toml
 	@$(BIN)/python -m pip check
 	@touch $@
 
-lab: setup
+dataset: setup
+	@$(BIN)/python -m wmlib.data.build --out datasets
+
+fixture: setup
+	@rm -rf datasets/fixture
+	@$(BIN)/python -m wmlib.data.build --out datasets/fixture --seed 7 --workers 1 \
+		--episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
+
+lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"
 	@$(BIN)/jupyter lab --ServerApp.root_dir=course $(ROOT_FLAG) $(LAB_ARGS)
 

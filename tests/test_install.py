@@ -18,6 +18,7 @@ MODULES = {
     "tensorflow-datasets": "tensorflow_datasets", "tensorflow-metadata": "tensorflow_metadata",
     "numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets",
     "jupyterlab": "jupyterlab", "nbgrader": "nbgrader", "nbval": "nbval", "tqdm": "tqdm", "pytest": "pytest",
+    "scipy": "scipy",
     "feetech-servo-sdk": "scservo_sdk", "dynamixel-sdk": "dynamixel_sdk", "xarm-python-sdk": "xarm",
     "jupyter-book": "jupyter_book",
 }

@@ -73,9 +73,8 @@ def build(out="datasets", tasks=DEFAULT_TASKS, episodes=None, seed=0, image_size
     total = sum(len(j) for j in jobs.values())
     start = time.monotonic()
     print(f"[dataset] collecting {total} episodes of {', '.join(jobs)} into {out}/")
-    bar = tqdm(collect([j for js in jobs.values() for j in js], image_size, workers), total=total,
-               desc="episodes", unit="ep")
-    stream = iter(bar)
+    bar = tqdm(total=total, desc="episodes", unit="ep")
+    stream = counted(collect([j for js in jobs.values() for j in js], image_size, workers), bar)
     for env_id, plan in todo:
         layout = task_layout(env_id)
         task_episodes = itertools.islice(stream, len(jobs[env_id]))
@@ -84,6 +83,13 @@ def build(out="datasets", tasks=DEFAULT_TASKS, episodes=None, seed=0, image_size
     bar.close()
     print(f"[dataset] done in {time.monotonic() - start:.0f} s")
     return folders
+
+
+def counted(items, bar):
+    """Yield items, counting each on the progress bar as it arrives."""
+    for item in items:
+        bar.update(1)
+        yield item
 
 
 def parse_episodes(text: str) -> dict[str, int]:

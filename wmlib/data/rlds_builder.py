@@ -7,8 +7,8 @@ vector has its own size; the dataset's ``metadata.json`` names every slice of it
 """
 from __future__ import annotations
 
-import json
 import pathlib
+import tempfile
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -54,7 +54,7 @@ class WmrManiskill(tfds.core.GeneratorBasedBuilder):
                 "steps": tfds.features.Dataset({
                     "observation": tfds.features.FeaturesDict({
                         "state": tfds.features.Tensor(shape=(cfg.state_dim,), dtype=np.float32),
-                        "image": tfds.features.Image(shape=(size, size, 3), encoding_format="png"),
+                        "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),  # as most OXE data
                         "proprio": tfds.features.Tensor(shape=(proprio_dim,), dtype=np.float32),
                     }),
                     "action": tfds.features.Tensor(shape=(4,), dtype=np.float32),
@@ -132,5 +132,6 @@ def write(env_id: str, episodes, layout: dict[str, slice], data_dir: str | pathl
         raise ValueError(f"{env_id}: the simulator's state has {width} numbers, the dataset config expects {cfg.state_dim}")
     builder = WmrManiskill(config=cfg.name, data_dir=str(data_dir), episodes=episodes, layout=layout,
                            image_size=image_size, plan=plan)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(verify_ssl=False))
+    with tempfile.TemporaryDirectory() as nothing_to_download:  # keep tfds' downloads/ out of data_dir
+        builder.download_and_prepare(download_dir=nothing_to_download)
     return pathlib.Path(builder.data_dir)

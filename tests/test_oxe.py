@@ -1,0 +1,193 @@
+"""The OXE loader: one test per convention, on look-alikes of real OXE datasets."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+import oxe_fixtures
+from wmlib import data
+from wmlib.data import DatasetError, oxe
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("oxe")
+
+
+@pytest.fixture(scope="module")
+def fractal(folder):
+    return oxe.load(oxe_fixtures.fractal(folder), oxe.CONFIGS["fractal20220817_data"])
+
+
+@pytest.fixture(scope="module")
+def bridge(folder):
+    return oxe.load(oxe_fixtures.bridge(folder), oxe.CONFIGS["bridge"])
+
+
+@pytest.fixture(scope="module")
+def language_table(folder):
+    return oxe.load(oxe_fixtures.language_table(folder), oxe.CONFIGS["language_table"])
+
+
+@pytest.fixture(scope="module")
+def austin_buds(folder):
+    return oxe.load(oxe_fixtures.austin_buds(folder), oxe.CONFIGS["austin_buds_dataset_converted_externally_to_rlds"])
+
+
+def test_common_view_has_one_shape_for_every_dataset(fractal, bridge, language_table, austin_buds):
+    for episodes in (fractal, bridge, language_table, austin_buds):
+        for ep in episodes:
+            assert ep.steps["action"].shape == (len(ep), 7) and ep.steps["action"].dtype == np.float32
+            assert ep.steps["observation/image"].dtype == np.uint8
+            assert set(np.unique(ep.steps["action"][:-1, 6])) <= {0.0, 1.0}
+            assert ep.metadata["gripper_convention"] == "absolute: 1 open, 0 closed"
+            assert ep.metadata["control_freq"] > 0
+
+
+def test_key_names_come_from_the_config(fractal, language_table):
+    assert fractal[0].steps["observation/state"].shape == (8, 7)  # base_pose_tool_reached
+    assert language_table[0].steps["observation/state"].shape == (4, 2)  # effector_translation
+    np.testing.assert_allclose(fractal[0].steps["action"][:, 0], 0.01 * np.arange(8), atol=1e-7)
+
+
+def test_relative_gripper_becomes_absolute_by_holding_the_last_command(fractal):
+    # raw: hold, hold, close, hold, hold, open, hold: before the first "close" it was open
+    np.testing.assert_array_equal(fractal[0].steps["action"][:, 6], [1, 1, 0, 0, 0, 1, 1, 1])
+
+
+def test_relative_gripper_with_no_command_stays_open_and_first_open_means_it_was_closed():
+    g = oxe.Gripper(index=0, mode="relative")
+    np.testing.assert_array_equal(oxe.absolute_gripper(np.zeros(4), g), [1, 1, 1, 1])
+    np.testing.assert_array_equal(oxe.absolute_gripper(np.array([0, -1, 0, 1.0]), g), [0, 1, 1, 0])
+    flipped = oxe.Gripper(index=0, mode="relative", close_sign=-1.0)  # a lab where -1 means close
+    np.testing.assert_array_equal(oxe.absolute_gripper(np.array([0, -1, 0, 1.0]), flipped), [1, 0, 0, 1])
+
+
+def test_inverted_polarity_in_a_minus_one_to_one_range_is_binarised(austin_buds):
+    # raw +1 = closed, -1 = open; in-between values go where the gripper is heading
+    np.testing.assert_array_equal(austin_buds[0].steps["action"][:, 6], [1, 1, 0, 0, 0, 0, 1, 1, 1])
+
+
+def test_continuous_absolute_gripper_in_zero_one_is_binarised():
+    g = oxe.Gripper(index=0, mode="absolute", open_value=1.0, closed_value=0.0)
+    raw = np.array([1.0, 0.98, 0.6, 0.3, 0.02, 0.0, 0.5, 0.97, 0.4])
+    np.testing.assert_array_equal(oxe.absolute_gripper(raw, g), [1, 1, 0, 0, 0, 0, 1, 1, 1])
+
+
+def test_quaternion_actions_become_euler_angles(folder):
+    episodes = oxe.load(oxe_fixtures.franka_quaternion(folder / "q"),
+                        oxe.CONFIGS["furniture_bench_dataset_converted_externally_to_rlds"])
+    rotation = episodes[0].steps["action"][:-1, 3:6]
+    np.testing.assert_allclose(rotation[0], [0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(rotation[1], [0, 0, np.pi / 2], atol=1e-5)  # about z
+    np.testing.assert_allclose(rotation[2], [np.pi / 2, 0, 0], atol=1e-5)  # about x
+    np.testing.assert_array_equal(episodes[0].steps["action"][:, 6], [1, 1, 0, 0, 0])  # 1 = closed, inverted
+
+
+def test_non_unit_quaternion_is_rejected_naming_the_step(folder):
+    quats = [[0, 0, 0, 1], [0, 0, 0, 1], [0.5, 0.5, 0.5, 0.9], [0, 0, 0, 1], [0, 0, 0, 1]]
+    path = oxe_fixtures.franka_quaternion(folder / "bad_q", quaternions=quats)
+    with pytest.raises(DatasetError) as caught:
+        oxe.load(path, oxe.CONFIGS["furniture_bench_dataset_converted_externally_to_rlds"])
+    err = caught.value
+    assert err.episode == 0 and err.step == 2 and err.field == "action" and "norm" in str(err)
+
+
+def test_short_actions_are_padded_with_no_rotation_and_an_open_gripper(language_table):
+    action = language_table[0].steps["action"]
+    np.testing.assert_allclose(action[0], [0.03, -0.01, 0, 0, 0, 0, 1], atol=1e-7)
+
+
+def test_absolute_poses_are_relabelled_as_deltas_without_wrapping_around(bridge):
+    ep = bridge[0]  # 5 steps: x grows by 0.02, yaw by 0.1 per step; the recorded action (9.0) is ignored
+    assert len(ep) == 5 and ep.num_actions == 4
+    np.testing.assert_allclose(ep.steps["action"][:-1, 0], 0.02, atol=1e-6)
+    np.testing.assert_allclose(ep.steps["action"][:-1, 5], 0.1, atol=1e-6)
+    assert np.all(ep.steps["action"][-1, :6] == 0)  # no delta from the last pose back to the first
+    tr = data.transitions([ep])
+    assert len(tr) == 4
+    np.testing.assert_allclose(tr.next_obs[-1], ep.steps["observation/state"][-1])
+    # yaw crossing +-pi: each step turns by +3.0 rad, not by 3.0 - 2 pi
+    np.testing.assert_allclose(bridge[1].steps["action"][:-1, 5], 3.0, atol=1e-5)
+
+
+def test_language_from_character_codes_and_unlabelled_episodes(language_table, austin_buds, fractal):
+    assert language_table[0].language == "push the red star to the left"
+    assert language_table[1].language is None and not language_table[1].metadata["labelled"]
+    assert fractal[0].language == "pick coke can" and austin_buds[0].metadata["labelled"]
+    tuples = data.wam_tuples(language_table)
+    assert set(tuples.language) == {"push the red star to the left", None}
+
+
+def test_all_zero_actions_are_marked_as_noops_and_kept(language_table, austin_buds):
+    np.testing.assert_array_equal(language_table[0].steps["is_noop"][:3], [False, True, False])
+    assert len(language_table[0]) == 4  # nothing dropped
+    np.testing.assert_array_equal(austin_buds[0].steps["is_noop"][:3], [True, True, False])
+
+
+def test_truncation_is_kept_apart_from_termination(bridge, fractal):
+    assert not bridge[0].terminated and bridge[0].steps["is_last"][-1]
+    assert fractal[0].terminated
+    assert not data.transitions(bridge).terminal.any()
+    assert data.transitions(fractal).terminal.sum() == 1
+
+
+def test_statistics_skip_last_steps_and_noops_and_leave_the_gripper_alone(austin_buds):
+    ep = austin_buds[0]
+    ep.steps["action"][-1, :6] = 1e6  # the last step's action means nothing: it must not count
+    stats = oxe.statistics([ep])
+    assert stats["action"].count == len(ep) - 1 - 2  # minus the last step and the two no-ops
+    np.testing.assert_allclose(stats["action"].mean[:3], [0.01, 0, -0.01], atol=1e-7)
+    assert not stats["action"].normalized[6]
+    z = stats["action"].normalize(ep.steps["action"][:-1])
+    np.testing.assert_array_equal(z[:, 6], ep.steps["action"][:-1, 6])  # gripper untouched
+    assert np.all(np.isfinite(z)) and np.all(z[:, :6] == 0)  # zero spreads give 0, not inf
+    back = stats["action"].unnormalize(z)
+    np.testing.assert_allclose(back[2:, :6], ep.steps["action"][2:-1, :6], atol=1e-7)
+
+
+def test_normalisation_round_trip_and_bounds():
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(3, 2, 5000), rng.uniform(-5, 5, 5000), rng.integers(0, 2, 5000)].astype(np.float32)
+    stats = oxe.stats_of(x, np.array([True, True, False]))
+    z = stats.normalize(x)
+    np.testing.assert_allclose(z[:, :2].mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(z[:, :2].std(0), 1, atol=1e-3)
+    np.testing.assert_allclose(stats.unnormalize(z), x, atol=1e-4)
+    b = stats.normalize(x, "bounds")
+    assert b[:, :2].min() == -1 and b[:, :2].max() == 1
+    assert abs(np.mean(b[:, 0] == 1) - 0.01) < 0.005  # the top 1% is clipped
+    np.testing.assert_array_equal(b[:, 2], x[:, 2])
+
+
+def test_missing_key_named_in_the_config_is_reported(folder):
+    path = oxe_fixtures.language_table(folder / "lt2")
+    config = dataclasses.replace(oxe.CONFIGS["language_table"], image_key="observation/image")
+    with pytest.raises(DatasetError) as caught:
+        oxe.load(path, config)
+    assert caught.value.field == "observation/image" and caught.value.episode == 0
+
+
+def test_the_course_dataset_reads_through_the_same_loader():
+    path = REPO / "datasets" / "fixture" / "wmr_maniskill" / "push_cube" / "1.0.0"
+    common = oxe.load(path, oxe.CONFIGS["wmr_maniskill"])
+    raw = data.load(path)
+    for c, r in zip(common, raw):
+        np.testing.assert_array_equal(c.steps["action"][:-1, :3], r.steps["action"][:-1, :3])
+        raw_gripper = r.steps["action"][:-1, 3]  # +1 open, -1 closed; random episodes have values in between
+        decisive = np.abs(raw_gripper) >= 0.9
+        assert decisive.any()
+        np.testing.assert_array_equal(c.steps["action"][:-1, 6][decisive], (raw_gripper[decisive] > 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("make", [oxe_fixtures.fractal, oxe_fixtures.language_table])
+def test_record_reader_and_tfds_reader_agree(make, tmp_path):
+    path = make(tmp_path)
+    fast = data.load(path, validate=False, reader="records")
+    slow = data.load(path, validate=False, reader="tfds")
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        assert a.steps.keys() == b.steps.keys()
+        for key in a.steps:
+            np.testing.assert_array_equal(a.steps[key], b.steps[key], err_msg=key)

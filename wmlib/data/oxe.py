@@ -1,0 +1,352 @@
+"""Open X-Embodiment (OXE) and other RLDS datasets, mapped to the course's common view.
+
+Every lab logs robot data its own way. One small ``OxeConfig`` per dataset says
+where things are and which conventions the lab used; ``load`` turns the episodes
+into the common view below, and nothing else in the course needs to know the lab.
+
+The common view (an ``Episode`` of ``wmlib.data``):
+
+- ``observation/state``: the config's state keys, concatenated, float32.
+- ``observation/image``: the main camera, uint8 (H, W, 3), when images=True.
+- ``action`` (T + 1, 7) float32: ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``:
+  end-effector deltas in the dataset's own units (``metadata["action_units"]``),
+  rotation as extrinsic x-y-z Euler angles (radians), and the gripper as an
+  **absolute** command, 1 = open, 0 = closed. Missing parts are padded: no
+  rotation is 0, no gripper is open (1).
+- ``is_noop`` (T + 1,): the action moves nothing and leaves the gripper as it was.
+- ``language_instruction``: text; an empty instruction means *unlabelled*
+  (``Episode.language`` is None), never "the empty task".
+- metadata: ``control_freq``, ``gripper_convention``, ``robot``, ``dataset``, ``labelled``.
+
+As everywhere in the course, the last step's action means nothing (it is excluded
+from transitions and statistics), and ``is_last`` without ``is_terminal`` is a
+truncation. Pointing it at a dataset you downloaded (the folder holding
+``dataset_info.json``, e.g. ``~/tensorflow_datasets/fractal20220817_data/0.1.0``)::
+
+    from wmlib.data import oxe
+    episodes = oxe.load("~/tensorflow_datasets/fractal20220817_data/0.1.0", oxe.CONFIGS["fractal20220817_data"])
+    stats = oxe.statistics(episodes)
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import numpy as np
+
+from wmlib.data.episodes import DatasetError, Episode, load as load_raw
+from wmlib.data.validate import EpisodeSpec, validate_dataset
+
+OPEN, CLOSED = 1.0, 0.0
+COMMON_GRIPPER = "absolute: 1 open, 0 closed"
+QUATERNION_TOLERANCE = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Gripper:
+    """How a dataset commands its gripper.
+
+    mode="absolute": the command is a position; ``open_value``/``closed_value`` are the
+    raw values for fully open/closed (so 1 = closed polarity and [-1, 1] ranges are
+    just other numbers). Values in between are resolved to the next decisive command.
+    mode="relative": the command says "close" (raw * close_sign > 0.5), "open" (< -0.5)
+    or "no change"; the absolute state is held from the last decisive command.
+    """
+    index: int
+    mode: str = "absolute"
+    open_value: float = 1.0
+    closed_value: float = 0.0
+    close_sign: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OxeConfig:
+    """Where a dataset keeps things and which conventions it follows.
+
+    action_keys: step fields concatenated into the raw action (e.g. "action" or
+    "action/world_vector", "action/rotation_delta", ...), in order.
+    position: indices of the raw action's translation (1 to 3 of x, y, z).
+    rotation: "euler" or "quaternion" (x, y, z, w) at ``rotation_index``, or "none".
+    absolute_from_state: the action is an absolute pose; relabel it as the change
+    between consecutive states, taking x, y, z(, roll, pitch, yaw) at these state indices.
+    language: a text field, or a field of integer character codes (``language_codes=True``).
+    """
+    name: str
+    image_key: str
+    state_keys: tuple[str, ...]
+    action_keys: tuple[str, ...]
+    position: tuple[int, ...] = (0, 1, 2)
+    rotation: str = "euler"
+    rotation_index: int = 3
+    gripper: Gripper | None = None
+    absolute_from_state: tuple[int, ...] | None = None
+    language_key: str | None = "language_instruction"
+    language_codes: bool = False
+    control_freq: float = 10.0
+    robot: str = "unknown"
+    action_units: str = "metres and radians per step"
+
+
+# Published conventions of a few OXE datasets (their feature names as released).
+CONFIGS = {
+    "fractal20220817_data": OxeConfig(  # RT-1, Google robot: relative gripper, +1 = close
+        name="fractal20220817_data", image_key="observation/image",
+        state_keys=("observation/base_pose_tool_reached",),
+        action_keys=("action/world_vector", "action/rotation_delta", "action/gripper_closedness_action"),
+        gripper=Gripper(index=6, mode="relative", close_sign=1.0),
+        language_key="observation/natural_language_instruction", control_freq=3.0, robot="google_robot"),
+    "bridge": OxeConfig(  # WidowX: actions relabelled from consecutive end-effector states
+        name="bridge", image_key="observation/image", state_keys=("observation/state",),
+        action_keys=("action/world_vector", "action/rotation_delta", "action/open_gripper"),
+        gripper=Gripper(index=6, mode="absolute", open_value=1.0, closed_value=0.0),
+        absolute_from_state=(0, 1, 2, 3, 4, 5),
+        language_key="observation/natural_language_instruction", control_freq=5.0, robot="widowx"),
+    "language_table": OxeConfig(  # planar pusher: 2-D actions, language as character codes
+        name="language_table", image_key="observation/rgb",
+        state_keys=("observation/effector_translation",), action_keys=("action",),
+        position=(0, 1), rotation="none", gripper=None,
+        language_key="observation/instruction", language_codes=True, control_freq=10.0, robot="xarm_pusher"),
+    "austin_buds_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: 1 = closed, range [-1, 1]
+        name="austin_buds_dataset_converted_externally_to_rlds", image_key="observation/image",
+        state_keys=("observation/state",), action_keys=("action",),
+        gripper=Gripper(index=6, mode="absolute", open_value=-1.0, closed_value=1.0),
+        control_freq=20.0, robot="franka"),
+    "furniture_bench_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: quaternion, 1 = closed
+        name="furniture_bench_dataset_converted_externally_to_rlds", image_key="observation/image",
+        state_keys=("observation/state",), action_keys=("action",), rotation="quaternion",
+        gripper=Gripper(index=7, mode="absolute", open_value=-1.0, closed_value=1.0),
+        control_freq=10.0, robot="franka"),
+    "wmr_maniskill": OxeConfig(  # the course's own data, read like any other
+        name="wmr_maniskill", image_key="observation/image", state_keys=("observation/state",),
+        action_keys=("action",), rotation="none",
+        gripper=Gripper(index=3, mode="absolute", open_value=1.0, closed_value=-1.0),
+        control_freq=20.0, robot="panda", action_units="normalised: 1.0 = a 0.1 m move of the gripper target"),
+}
+
+
+# ------------------------------------------------------------------ conventions, one function each
+
+
+def decisive_gripper(fraction_open: np.ndarray) -> np.ndarray:
+    """Absolute gripper fractions in [0, 1] -> 1 (open) / 0 (closed).
+
+    Values near 1 or 0 decide; a value in between (the gripper on its way) takes
+    the next decisive value, since that is where it is going; trailing in-between
+    values take the last decisive one (or open, if there is none).
+    """
+    decided = np.where(fraction_open >= 0.95, OPEN, np.where(fraction_open <= 0.05, CLOSED, np.nan))
+    out = decided.copy()
+    upcoming = np.nan
+    for t in range(len(out) - 1, -1, -1):
+        if np.isnan(out[t]):
+            out[t] = upcoming
+        else:
+            upcoming = out[t]
+    last = OPEN
+    for t in range(len(out)):  # in-between values after the last decisive one
+        if np.isnan(out[t]):
+            out[t] = last
+        else:
+            last = out[t]
+    return out.astype(np.float32)
+
+
+def absolute_gripper(raw: np.ndarray, gripper: Gripper) -> np.ndarray:
+    """Raw gripper commands (T,) -> absolute 1 = open / 0 = closed."""
+    if gripper.mode == "absolute":
+        span = gripper.open_value - gripper.closed_value
+        return decisive_gripper(np.clip((raw - gripper.closed_value) / span, 0.0, 1.0))
+    if gripper.mode != "relative":
+        raise ValueError(f"gripper mode must be 'absolute' or 'relative', not {gripper.mode!r}")
+    command = raw * gripper.close_sign  # > 0.5: close, < -0.5: open, else hold
+    decisive = np.flatnonzero(np.abs(command) > 0.5)
+    state = OPEN if len(decisive) == 0 or command[decisive[0]] > 0 else CLOSED  # before the first command
+    out = np.empty(len(raw), np.float32)
+    for t, c in enumerate(command):
+        if c > 0.5:
+            state = CLOSED
+        elif c < -0.5:
+            state = OPEN
+        out[t] = state
+    return out
+
+
+def quaternion_to_euler(quat: np.ndarray, where: tuple[str, int]) -> np.ndarray:
+    """(T, 4) quaternions (x, y, z, w) -> (T, 3) extrinsic x-y-z Euler angles; non-unit ones are refused."""
+    from scipy.spatial.transform import Rotation
+
+    norms = np.linalg.norm(quat, axis=-1)
+    bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1) > QUATERNION_TOLERANCE))
+    if len(bad):
+        dataset, episode = where
+        raise DatasetError(f"rotation quaternion {np.round(quat[bad[0]], 4).tolist()} has norm {norms[bad[0]]:.4f}, "
+                           "not 1: it is not a rotation", dataset=dataset, episode=episode, step=int(bad[0]),
+                           field="action")
+    return Rotation.from_quat(quat).as_euler("xyz").astype(np.float32)
+
+
+def relabel_from_states(pose: np.ndarray) -> np.ndarray:
+    """(T+1, k) absolute poses -> (T+1, k) deltas: delta[t] = pose[t+1] - pose[t], zero on the last step.
+
+    N steps give N - 1 actions: nothing wraps around from the last pose to the first.
+    Angle differences are wrapped into [-pi, pi).
+    """
+    delta = np.zeros_like(pose)
+    delta[:-1] = pose[1:] - pose[:-1]
+    if pose.shape[1] > 3:
+        delta[:-1, 3:] = (delta[:-1, 3:] + np.pi) % (2 * np.pi) - np.pi
+    return delta
+
+
+def decode_language(value) -> str:
+    """Text, bytes, or zero-padded integer character codes -> str ('' when unlabelled)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
+        codes = value[value != 0] if value.ndim == 1 else value
+        return "".join(map(chr, codes.tolist())).strip()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return str(value).strip()
+
+
+def noop_mask(action7: np.ndarray) -> np.ndarray:
+    """(T+1, 7) -> (T+1,): no translation, no rotation, gripper unchanged from the step before."""
+    still = np.all(np.abs(action7[:, :6]) < 1e-8, axis=1)
+    previous = np.r_[action7[:1, 6], action7[:-1, 6]]
+    return still & (action7[:, 6] == previous)
+
+
+# ------------------------------------------------------------------ the mapping
+
+
+def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> np.ndarray:
+    """The dataset's raw action fields -> (T+1, 7) [dx, dy, dz, droll, dpitch, dyaw, gripper]."""
+    for key in config.action_keys:
+        if key not in steps:
+            raise DatasetError("missing key (named in the dataset's config)", dataset=where[0],
+                               episode=where[1], field=key)
+    raw = np.concatenate([np.asarray(steps[k], np.float32).reshape(len(steps[k]), -1) for k in config.action_keys],
+                         axis=1)
+    n = len(raw)
+    action = np.zeros((n, 7), np.float32)
+    if config.absolute_from_state is not None:
+        state = np.concatenate([np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1)
+        idx = list(config.absolute_from_state)
+        action[:, : len(idx)] = relabel_from_states(state[:, idx])
+    else:
+        action[:, : len(config.position)] = raw[:, list(config.position)]
+        r = config.rotation_index
+        if config.rotation == "euler":
+            action[:, 3:6] = raw[:, r:r + 3]
+        elif config.rotation == "quaternion":
+            action[:-1, 3:6] = quaternion_to_euler(raw[:-1, r:r + 4], where)  # the last step's action means nothing
+        elif config.rotation != "none":
+            raise ValueError(f"{config.name}: rotation must be 'euler', 'quaternion' or 'none'")
+    action[:, 6] = OPEN if config.gripper is None else absolute_gripper(raw[:, config.gripper.index], config.gripper)
+    return action
+
+
+def to_common(ep: Episode, config: OxeConfig, images: bool = True) -> Episode:
+    """One raw episode -> the common view."""
+    where = (ep.dataset, ep.index)
+    steps = ep.steps
+    n = len(steps["is_last"]) if "is_last" in steps else 0
+    needed = (*config.state_keys, "is_first", "is_last") + ((config.image_key,) if images else ())
+    for key in needed:
+        if key not in steps:
+            raise DatasetError("missing key (named in the dataset's config)", dataset=ep.dataset,
+                               episode=ep.index, field=key)
+    action = standard_action(steps, config, where)
+    text = decode_language(steps[config.language_key][0]) if config.language_key in steps else ""
+    common = {
+        "observation/state": np.concatenate(
+            [np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1),
+        "action": action,
+        "is_noop": noop_mask(action),
+        "reward": np.asarray(steps.get("reward", np.zeros(n)), np.float32),
+        "discount": np.asarray(steps.get("discount", np.ones(n)), np.float32),
+        "is_first": np.asarray(steps["is_first"], bool),
+        "is_last": np.asarray(steps["is_last"], bool),
+        "is_terminal": np.asarray(steps.get("is_terminal", np.zeros(n, bool)), bool),
+        "language_instruction": np.array([text] * n, dtype=object),
+    }
+    if images:
+        common["observation/image"] = np.asarray(steps[config.image_key])
+    metadata = {**ep.metadata, "dataset": config.name, "robot": config.robot, "control_freq": config.control_freq,
+                "gripper_convention": COMMON_GRIPPER, "action_units": config.action_units, "labelled": bool(text)}
+    return Episode(common, metadata, index=ep.index, dataset=ep.dataset)
+
+
+def common_spec(first: Episode) -> EpisodeSpec:
+    fields = {k: (tuple(np.asarray(v).shape[1:]), np.asarray(v).dtype) for k, v in first.steps.items()}
+    fields["language_instruction"] = ((), np.dtype(object))
+    low = np.r_[np.full(6, -np.inf), CLOSED].astype(np.float32)
+    high = np.r_[np.full(6, np.inf), OPEN].astype(np.float32)
+    return EpisodeSpec(fields=fields, action_low=low, action_high=high)
+
+
+def load(path: str | pathlib.Path, config: OxeConfig, split: str = "train", images: bool = True) -> list[Episode]:
+    """Read an RLDS dataset folder and map every episode to the common view; validate the result."""
+    path = pathlib.Path(path).expanduser()
+    raw = load_raw(path, split=split, images=images, validate=False)
+    episodes = [to_common(ep, config, images) for ep in raw]
+    if episodes:
+        validate_dataset(episodes, common_spec(episodes[0]))
+    else:
+        raise DatasetError("the dataset has no episodes", dataset=str(path))
+    return episodes
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+@dataclasses.dataclass
+class NormStats:
+    """Per-dimension statistics of meaningful steps (never a last step; actions: no no-ops).
+
+    ``normalized`` marks the dimensions that get normalised: the gripper is left as it is.
+    Spreads of (almost) zero are guarded: such a dimension normalises to 0 and back.
+    """
+    mean: np.ndarray
+    std: np.ndarray
+    p01: np.ndarray
+    p99: np.ndarray
+    normalized: np.ndarray
+    count: int
+
+    def normalize(self, x: np.ndarray, mode: str = "gaussian") -> np.ndarray:
+        """(..., D) -> (..., D); "gaussian": zero mean, unit std; "bounds": p01..p99 -> -1..1, clipped."""
+        if mode == "gaussian":
+            spread, centre = self.std, self.mean
+            z = (x - centre) / np.where(spread > 1e-8, spread, 1.0)
+        elif mode == "bounds":
+            spread, centre = (self.p99 - self.p01) / 2, (self.p99 + self.p01) / 2
+            z = np.clip((x - centre) / np.where(spread > 1e-8, spread, 1.0), -1, 1)
+        else:
+            raise ValueError(f"mode must be 'gaussian' or 'bounds', not {mode!r}")
+        z = np.where(spread > 1e-8, z, 0.0)
+        return np.where(self.normalized, z, x).astype(np.float32)
+
+    def unnormalize(self, z: np.ndarray, mode: str = "gaussian") -> np.ndarray:
+        if mode == "gaussian":
+            spread, centre = self.std, self.mean
+        elif mode == "bounds":
+            spread, centre = (self.p99 - self.p01) / 2, (self.p99 + self.p01) / 2
+        else:
+            raise ValueError(f"mode must be 'gaussian' or 'bounds', not {mode!r}")
+        x = centre + z * np.where(spread > 1e-8, spread, 0.0)
+        return np.where(self.normalized, x, z).astype(np.float32)
+
+
+def stats_of(values: np.ndarray, normalized: np.ndarray) -> NormStats:
+    if len(values) == 0:
+        raise DatasetError("no meaningful steps to compute statistics from")
+    return NormStats(mean=values.mean(0), std=values.std(0), p01=np.percentile(values, 1, axis=0),
+                     p99=np.percentile(values, 99, axis=0), normalized=normalized, count=len(values))
+
+
+def statistics(episodes: list[Episode]) -> dict[str, NormStats]:
+    """Action and state statistics of common-view episodes (gripper left unnormalised)."""
+    actions = np.concatenate([ep.steps["action"][:-1][~ep.steps["is_noop"][:-1]] for ep in episodes])
+    states = np.concatenate([ep.steps["observation/state"][:-1] for ep in episodes])
+    action_norm = np.r_[np.ones(6, bool), False]
+    return {"action": stats_of(actions, action_norm), "state": stats_of(states, np.ones(states.shape[1], bool))}

@@ -28,6 +28,8 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import pathlib
+import warnings
 
 import gymnasium as gym
 import torch
@@ -47,10 +49,48 @@ class VulkanUnavailableError(RuntimeError):
     """No Vulkan device that SAPIEN (ManiSkill's simulator and renderer) can use."""
 
 
+class GpuPhysicsUnavailableError(RuntimeError):
+    """The GPU simulator was asked for, but SAPIEN's PhysX GPU library is missing."""
+
+
+def physx_gpu_library() -> pathlib.Path:
+    """Where SAPIEN keeps the PhysX GPU library, which it downloads on first GPU use."""
+    import sapien
+
+    return pathlib.Path.home() / ".sapien" / "physx" / sapien.physx.version() / "libPhysXGpu_64.so"
+
+
+@functools.cache
+def gpu_physics_problem() -> str | None:
+    """None when the GPU simulator can start here, else what stops it (tries SAPIEN's download once)."""
+    import sapien
+
+    if physx_gpu_library().exists():
+        return None
+    try:
+        sapien.physx.enable_gpu()  # downloads the library when it is missing
+    except Exception as err:  # no network, no CUDA driver, ...
+        return (f"SAPIEN's PhysX GPU library is not at {physx_gpu_library()} and fetching it failed "
+                f"({type(err).__name__}). SAPIEN downloads it on the first GPU run: run once with network "
+                "access, or copy that folder from a machine that has it.")
+    return None
+
+
 def pick_backends(sim_backend: str | None = None, render_backend: str | None = None) -> tuple[str, str]:
-    """("gpu", "gpu") when CUDA is present, else ("cpu", "cpu"); explicit choices win."""
-    default = "gpu" if torch.cuda.is_available() else "cpu"
-    return sim_backend or default, render_backend or default
+    """("gpu", "gpu") when CUDA is present, else ("cpu", "cpu"); explicit choices win.
+
+    Left to choose, a machine with CUDA whose GPU simulator cannot start (see
+    ``gpu_physics_problem``) simulates on the CPU, with a warning, and still renders on the GPU.
+    """
+    cuda = torch.cuda.is_available()
+    if sim_backend is None:
+        problem = gpu_physics_problem() if cuda else None
+        if problem:
+            warnings.warn(f"simulating on the CPU: {problem}", stacklevel=3)
+        sim_backend = "gpu" if cuda and not problem else "cpu"
+    elif sim_backend == "gpu" and gpu_physics_problem():
+        raise GpuPhysicsUnavailableError(gpu_physics_problem() + " Or pass sim_backend='cpu'.")
+    return sim_backend, render_backend or ("gpu" if cuda else "cpu")
 
 
 def lavapipe_icd() -> str | None:

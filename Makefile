@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system venv lab test dataset fixture
+.PHONY: help setup system venv lab test dataset fixture release
 .DEFAULT_GOAL := help
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make setup    only the set-up: system Vulkan driver (where needed) and .venv"
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
+	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"
 
 setup: system venv
 	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
@@ -51,9 +52,21 @@ fixture: setup
 	@$(BIN)/python -m wmlib.data.build --out datasets/fixture --seed 7 --workers 1 \
 		--episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
 
+# Student copies: solutions removed, hidden tests removed, outputs cleared.
+release: setup
+	@for dir in solutions/*/; do \
+		name=$$(basename $$dir); \
+		if [ -z "$(FORCE)" ] && [ -n "$$(git status --porcelain -- course/$$name 2>/dev/null)" ]; then \
+			echo "[release] course/$$name has uncommitted changes (a student's work?): commit or move them, or run make release FORCE=1"; exit 1; \
+		fi; \
+		echo "[release] course/$$name from solutions/$$name"; \
+		$(BIN)/nbgrader generate_assignment "$$name" --force --no-db --log-level=WARN || exit 1; \
+	done
+
 lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"
 	@$(BIN)/jupyter lab --ServerApp.root_dir=course $(ROOT_FLAG) $(LAB_ARGS)
 
-test: setup
-	@$(BIN)/python -m pytest tests $(TEST_ARGS)
+# The solution notebooks run under nbval (they need the default dataset).
+test: setup dataset
+	@$(BIN)/python -m pytest tests solutions $(TEST_ARGS)

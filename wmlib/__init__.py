@@ -8,6 +8,9 @@ load TensorFlow or the simulator until a notebook asks for them:
 from __future__ import annotations
 
 import importlib
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, no start-up chatter
 
 __version__ = "0.1.0"
 __all__ = ["device", "envs"]

@@ -7,13 +7,13 @@
 The conventions every course dataset follows are in ``wmlib.data.episodes``.
 """
 from wmlib.data.episodes import (
-    DatasetError, Episode, Transitions, WamTuples, iterate_batches, load, read_dataset, rlds_transitions,
-    transitions, wam_tuples,
+    DatasetError, Episode, Transitions, WamTuples, dataset_metadata, default_path, iterate_batches, load,
+    read_dataset, rlds_transitions, state_layout, transitions, wam_tuples,
 )
 from wmlib.data.validate import EpisodeSpec, validate_dataset, validate_episode
 
 __all__ = [
-    "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "iterate_batches", "load",
-    "read_dataset", "rlds_transitions",
-    "transitions", "validate_dataset", "validate_episode", "wam_tuples",
+    "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "dataset_metadata", "default_path",
+    "iterate_batches", "load", "read_dataset", "rlds_transitions", "state_layout", "transitions",
+    "validate_dataset", "validate_episode", "wam_tuples",
 ]

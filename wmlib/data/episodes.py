@@ -430,3 +430,34 @@ def iterate_batches(data: Transitions | WamTuples, batch_size: int, shuffle: boo
         batch = {k: v[idx.to(v.device)] for k, v in tensors.items()}
         batch.update({k: v[idx.numpy()] for k, v in texts.items()})
         yield batch
+
+
+# ------------------------------------------------------------------ where the course data lives
+
+
+def default_path(config: str = "push_cube", root: str | pathlib.Path | None = None) -> pathlib.Path:
+    """The course dataset folder of one task ("push_cube", "pick_cube"), built by `make dataset`.
+
+    The root is $WMR_DATASETS if set, else the repository's datasets/ folder.
+    """
+    import os
+
+    root = pathlib.Path(root or os.environ.get("WMR_DATASETS") or pathlib.Path(__file__).resolve().parents[2] / "datasets")
+    path = root / "wmr_maniskill" / config / "1.0.0"
+    if not (path / "dataset_info.json").exists():
+        raise DatasetError(f"the course dataset is not built at {path}: run `make dataset` in the course folder "
+                           "(about 4 minutes), or set WMR_DATASETS to where it is", dataset=f"wmr_maniskill/{config}")
+    return path
+
+
+def dataset_metadata(path: str | pathlib.Path) -> dict:
+    """What the dataset records beside its episodes (metadata.json): layouts, action space, conventions."""
+    return dict(open_builder(path).info.metadata or {})
+
+
+def state_layout(path: str | pathlib.Path) -> dict[str, slice]:
+    """Name -> slice of the state vector, e.g. {"extra/obj_pose": slice(28, 35), ...}."""
+    layout = dataset_metadata(path).get("state_layout")
+    if not layout:
+        raise DatasetError("the dataset records no state_layout", dataset=str(path))
+    return {name: slice(start, stop) for name, (start, stop) in layout.items()}

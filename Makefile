@@ -30,7 +30,7 @@ setup: system venv
 	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
 
 system:
-	@bash wmlib/setup_vulkan.sh
+	@bash wmlib/setup_system.sh
 
 venv: $(VENV)/.installed
 

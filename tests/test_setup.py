@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 
-SCRIPT = REPO / "wmlib" / "setup_vulkan.sh"
+SCRIPT = REPO / "wmlib" / "setup_system.sh"
 
 
 def find_mirror(apt_dir, suite="bookworm"):

@@ -39,7 +39,7 @@ ICD_DIRS = ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vu
 VULKAN_FIX = (
     "Fix: from the course folder run `make setup`, which installs Mesa's CPU Vulkan driver "
     "(lavapipe, Mesa >= 23) where no GPU driver exists; on Debian 12 the step alone is "
-    "`sudo bash wmlib/setup_vulkan.sh`. With an NVIDIA GPU, install the NVIDIA driver "
+    "`sudo bash wmlib/setup_system.sh`. With an NVIDIA GPU, install the NVIDIA driver "
     "including its Vulkan part (Debian/Ubuntu: libnvidia-gl-<version>). "
     "See README.md, 'Troubleshooting: Vulkan'."
 )

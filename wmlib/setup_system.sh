@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Make sure SAPIEN (ManiSkill's simulator and renderer) finds a Vulkan driver.
+# System packages the course needs, installed only where missing:
+# - shared libraries that the Python stack loads but pip cannot install
+#   (OpenCV, imported by SAPIEN, needs libGL and GLib);
+# - bubblewrap, the sandbox `make grade` runs student code in;
+# - a Vulkan driver for SAPIEN (ManiSkill's simulator and renderer):
 #
 # - A machine with a GPU Vulkan driver (NVIDIA, or a Mesa GPU driver with a
 #   render node) needs nothing: the script says so and stops.
@@ -9,12 +13,13 @@
 #   mirror is read from the apt sources this machine already has.
 #
 # Idempotent: with everything present it only checks and prints.
-# Usage: bash wmlib/setup_vulkan.sh        (uses sudo when not root)
+# Usage: bash wmlib/setup_system.sh        (uses sudo when not root)
 set -euo pipefail
 
 MIN_MESA=23
+export PATH="$PATH:/usr/sbin:/sbin"  # ldconfig
 APT_DIR=${APT_DIR:-/etc/apt}   # overridable so tests can read fixture sources
-say() { echo "[setup-vulkan] $*"; }
+say() { echo "[setup-system] $*"; }
 
 icd_dirs=(/usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d)
 
@@ -72,14 +77,45 @@ find_mirror() {
   done
 }
 
+# shared library -> the Debian package that provides it
+LIBS=("libGL.so.1:libgl1" "libglib-2.0.so.0:libglib2.0-0")
+apt_updated=""
+
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    say "please install with your system's package manager: $*"; return 1
+  fi
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_basics() {
+  local missing=() entry
+  for entry in "${LIBS[@]}"; do
+    ldconfig -p 2>/dev/null | grep -q "${entry%%:*}" || missing+=("${entry#*:}")
+  done
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "system libraries and bubblewrap are present"
+  else
+    apt_install "${missing[@]}"
+  fi
+}
+
 main() {
+  ensure_basics
+  setup_vulkan
+}
+
+setup_vulkan() {
   if gpu_vulkan_present; then
     say "a GPU Vulkan driver is present: nothing to install"
-    exit 0
+    return 0
   fi
   if lavapipe_ok; then
     say "CPU Vulkan driver (Mesa $(installed_version mesa-vulkan-drivers) lavapipe) is present: nothing to install"
-    exit 0
+    return 0
   fi
   if ! command -v apt-get >/dev/null; then
     say "no GPU Vulkan driver and no apt-get: install Mesa >= $MIN_MESA's lavapipe Vulkan driver"
@@ -90,7 +126,7 @@ main() {
   . /etc/os-release
   codename=${VERSION_CODENAME:-}
   say "no GPU Vulkan driver found: installing Mesa's CPU Vulkan driver (lavapipe, Mesa >= $MIN_MESA)"
-  as_root apt-get update -qq
+  [ -n "$apt_updated" ] || { as_root apt-get update -qq; apt_updated=1; }
   candidate=$(apt-cache policy mesa-vulkan-drivers | awk '/Candidate:/ {print $2}')
   target=()
   if [ -z "$candidate" ] || [ "$candidate" = "(none)" ] || dpkg --compare-versions "$candidate" lt "$MIN_MESA"; then

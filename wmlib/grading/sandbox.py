@@ -1,0 +1,143 @@
+"""A Jupyter kernel for untrusted code: bubblewrap for isolation, rlimits for resources.
+
+Why these tools: bubblewrap (``bwrap``) is the small, well-kept sandbox Flatpak runs
+on; it builds a private view of the file system from read-only binds and gives the
+process new network, PID, IPC and UTS namespaces, so student code sees no network,
+no other processes and no files but the ones we bind. ``prlimit`` (util-linux) caps
+address space, processes, file size and open files. Neither needs a daemon.
+
+The kernel talks to the grader over Unix-domain sockets (Jupyter's ``ipc``
+transport) in the submission's own folder: TCP would not cross the network namespace.
+
+Two modes:
+- **as root** (CI, a grading server): bwrap mounts as root, then the kernel drops to
+  the unprivileged user ``nobody`` inside the sandbox, so the process limit applies
+  (the kernel never enforces RLIMIT_NPROC on root);
+- **as a normal user**: bwrap uses an unprivileged user namespace (Debian 11+,
+  Ubuntu: on by default; elsewhere ``sysctl kernel.unprivileged_userns_clone=1``),
+  and the process limit is set above the user's current process count.
+
+What the sandbox sees: the system's /usr, the Python installation and the
+course's virtual environment, ``wmlib`` and ``datasets/``, all read-only, plus its
+own empty folder. Not ``solutions/``, not the gradebook, not other submissions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import pwd
+import shutil
+import sys
+
+from jupyter_client import KernelManager
+
+NOBODY = "nobody"
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap or prlimit is missing, or the OS refuses the namespaces it needs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    memory_bytes: int = 4 << 30  # address space: TensorFlow and torch import in under 3 GiB
+    processes: int = 64  # beyond what the user already runs
+    file_bytes: int = 64 << 20  # largest file the code may write
+    open_files: int = 256
+
+
+def require_tools() -> None:
+    missing = [tool for tool in ("bwrap", "prlimit", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        raise SandboxUnavailable(
+            f"missing {', '.join(missing)}: `make setup` installs bubblewrap (Debian/Ubuntu: "
+            "apt-get install bubblewrap util-linux); student code is never run without the sandbox")
+
+
+def readonly_paths(repo: pathlib.Path) -> list[pathlib.Path]:
+    """What the kernel needs to run course notebooks, all bound read-only."""
+    python_home = pathlib.Path(os.path.realpath(sys.executable)).parents[1]  # the base Python install
+    paths = [pathlib.Path(sys.prefix), python_home, repo / "wmlib", repo / "datasets"]
+    return sorted({p for p in paths if p.exists()})
+
+
+def user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                count += entry.stat().st_uid == uid
+            except OSError:
+                pass
+    return count
+
+
+def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) -> list[str]:
+    """The command that wraps the kernel: bwrap (namespaces, binds) + prlimit (+ setpriv as root)."""
+    require_tools()
+    as_root = os.geteuid() == 0
+    nproc = limits.processes if as_root else user_process_count() + limits.processes
+    bwrap = ["bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+             "--die-with-parent", "--new-session", "--hostname", "sandbox",
+             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+             "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+             "--ro-bind-try", "/etc/alternatives", "/etc/alternatives",
+             "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+             "--ro-bind-try", "/etc/passwd", "/etc/passwd", "--ro-bind-try", "/etc/group", "/etc/group",
+             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    if not as_root:
+        bwrap += ["--unshare-user"]
+    binds = readonly_paths(repo) + [workdir]
+    ancestors = sorted({a for path in binds for a in path.parents if a != pathlib.Path("/")}, key=lambda a: len(a.parts))
+    for folder in ancestors:  # folders bwrap creates for the binds: traversable by the sandboxed user
+        bwrap += ["--perms", "0755", "--dir", str(folder)]
+    for path in binds[:-1]:
+        bwrap += ["--ro-bind", str(path), str(path)]
+    bwrap += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir),
+              "--clearenv", "--setenv", "HOME", str(workdir), "--setenv", "PATH", f"{sys.prefix}/bin:/usr/bin:/bin",
+              "--setenv", "MPLBACKEND", "Agg", "--setenv", "TF_CPP_MIN_LOG_LEVEL", "2",
+              "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "WMR_DATASETS", str(repo / "datasets"),
+              "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "JUPYTER_PLATFORM_DIRS", "1",
+              "--setenv", "IPYTHONDIR", str(workdir / ".ipython")]
+    limit = ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={nproc}", f"--fsize={limits.file_bytes}",
+             f"--nofile={limits.open_files}", "--"]
+    inner = limit
+    if as_root:
+        nobody = pwd.getpwnam(NOBODY)
+        inner = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--"] + limit
+    return bwrap + ["--"] + inner
+
+
+def prepare_workdir(workdir: pathlib.Path) -> None:
+    """The submission's folder: writable by the sandboxed user, reachable by nobody else."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam(NOBODY)
+        for path in [workdir, *workdir.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    workdir.chmod(0o700)
+
+
+class SandboxedKernelManager(KernelManager):
+    """A KernelManager whose kernel runs inside ``sandbox_prefix``, over ipc sockets in workdir."""
+
+    def __init__(self, workdir: pathlib.Path, repo: pathlib.Path, limits: Limits = Limits(), **kwargs):
+        self.sandbox_workdir = pathlib.Path(workdir)
+        self.sandbox_repo = pathlib.Path(repo)
+        self.sandbox_limits = limits
+        super().__init__(kernel_name="python3", transport="ipc", ip=str(self.sandbox_workdir / "ipc"),
+                         connection_file=str(self.sandbox_workdir / "kernel.json"), **kwargs)
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        # the kernel is the course's Python, whatever kernelspec Jupyter would pick
+        cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+        return sandbox_prefix(self.sandbox_workdir, self.sandbox_repo, self.sandbox_limits) + cmd
+
+    def write_connection_file(self, **kwargs):
+        super().write_connection_file(**kwargs)
+        if os.geteuid() == 0:  # the kernel runs as nobody and must read it
+            nobody = pwd.getpwnam(NOBODY)
+            os.chown(self.connection_file, nobody.pw_uid, nobody.pw_gid)

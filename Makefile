@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system venv lab test dataset fixture release
+.PHONY: help setup system venv lab test dataset fixture release grade
 .DEFAULT_GOAL := help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"
+	@echo "make grade SUBMISSIONS=dir [OUT=grades]  instructors: autograde submissions in the sandbox"
 
 setup: system venv
 	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
@@ -62,6 +63,11 @@ release: setup
 		echo "[release] course/$$name from solutions/$$name"; \
 		$(BIN)/nbgrader generate_assignment "$$name" --force --no-db --log-level=WARN || exit 1; \
 	done
+
+OUT ?= grades
+grade: setup dataset
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [OUT=grades]"; exit 2; }
+	@$(BIN)/python -m wmlib.grading "$(SUBMISSIONS)" --out "$(OUT)"
 
 lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"

@@ -15,7 +15,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from wmlib.grading.grader import Submission, grade_one
-from wmlib.grading.probe import probe_cell
+from wmlib.grading.probe import probe_expression
 from wmlib.grading.sandbox import Limits, require_tools
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -94,7 +94,7 @@ def main(argv=None):
     sources = {a: nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4) for a in names}
     releases = {a: nbformat.read(REPO / "course" / a / f"{a}.ipynb", as_version=4) for a in names}
     trusted = [str(p) for p in {*site.getsitepackages(), sys.base_prefix, str(REPO / "wmlib")}]
-    probe = probe_cell(trusted)
+    probe = probe_expression(trusted)
     limits = Limits(memory_bytes=int(args.memory_gb * (1 << 30)))
     with tempfile.TemporaryDirectory(prefix="wmr-grade-") as tmp:
         tmp = pathlib.Path(tmp)

@@ -23,7 +23,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from wmlib.grading.sandbox import Limits, SandboxedKernelManager, prepare_workdir
+from wmlib.grading.sandbox import Limits, SandboxedKernelManager, prepare_workdir, end_sandbox_processes, end_stray_processes
 
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 OUTPUT_CAP = 20_000  # characters of output kept per cell
@@ -119,10 +119,10 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
             add(nbformat.v4.new_code_cell(answers[gid]), "answer", gid)
         elif is_test(cell):
             tests[gid] = float(meta(cell).get("points", 0))
-            add(nbformat.v4.new_code_cell(probe), "probe", gid)
+            add(nbformat.v4.new_raw_cell(probe), "probe", gid)
             add(nbformat.v4.new_code_cell(visible_part(cell.source)), "visible", gid)
             if hidden_part(cell.source).strip():
-                add(nbformat.v4.new_code_cell(probe), "probe", gid)
+                add(nbformat.v4.new_raw_cell(probe), "probe", gid)
                 add(nbformat.v4.new_code_cell(hidden_part(cell.source)), "hidden", gid)
         elif cell.cell_type == "code":
             add(copy.deepcopy(cell), "locked", gid)
@@ -142,13 +142,19 @@ class CappedClient(NotebookClient):
     """nbclient that keeps at most OUTPUT_CAP characters of output per cell."""
 
     def output(self, outs, msg, display_id, cell_index):
-        size = sum(len(str(o.get("text", ""))) + len(str(o.get("data", ""))) for o in outs)
-        if size > OUTPUT_CAP:
-            if not any(o.get("name") == "truncated" for o in outs):
-                outs.append(nbformat.v4.new_output("stream", name="truncated",
-                                                   text=f"\n[output truncated after {OUTPUT_CAP} characters]\n"))
-            return None
-        return super().output(outs, msg, display_id, cell_index)
+        used = sum(len(str(o.get("text", ""))) + len(str(o.get("data", ""))) for o in outs)
+        content = msg["content"]
+        room = OUTPUT_CAP - used
+        if room > 0 and "text" in content:
+            if len(content["text"]) > room:
+                content["text"] = content["text"][:room] + f"\n[output truncated after {OUTPUT_CAP} characters]\n"
+            return super().output(outs, msg, display_id, cell_index)
+        if room > 0 and len(str(content.get("data", ""))) <= room:
+            return super().output(outs, msg, display_id, cell_index)
+        if not any("[output truncated" in str(o.get("text", "")) for o in outs):
+            outs.append(nbformat.v4.new_output("stream", name="stdout",
+                                               text=f"\n[output truncated after {OUTPUT_CAP} characters]\n"))
+        return None
 
 
 def run_plan(plan: Plan, workdir: pathlib.Path, repo: pathlib.Path, limits: Limits,
@@ -158,6 +164,7 @@ def run_plan(plan: Plan, workdir: pathlib.Path, repo: pathlib.Path, limits: Limi
     nb = nbformat.v4.new_notebook(cells=plan.cells)
     client = CappedClient(nb, km=SandboxedKernelManager(workdir, repo, limits), timeout=cell_timeout,
                           allow_errors=False, interrupt_on_timeout=False, startup_timeout=120,
+                          shutdown_kernel="immediate",
                           resources={"metadata": {"path": str(workdir)}})
     status = ["not run"] * len(nb.cells)
     deadline = time.monotonic() + notebook_timeout
@@ -167,6 +174,13 @@ def run_plan(plan: Plan, workdir: pathlib.Path, repo: pathlib.Path, limits: Limi
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
+                if plan.roles[i][0] == "probe":
+                    if end_stray_processes():
+                        time.sleep(0.5)  # the probe then reaps them inside the kernel
+                    status[i] = run_probe(client, cell.source, min(cell_timeout, left))
+                    if status[i] in ("timeout", "dead"):
+                        break
+                    continue
                 if cell.cell_type != "code":
                     status[i] = "ok"
                     continue
@@ -184,7 +198,30 @@ def run_plan(plan: Plan, workdir: pathlib.Path, repo: pathlib.Path, limits: Limi
                     break
     except (DeadKernelError, RuntimeError) as err:  # the kernel died at start or while shutting down
         plan.flags.append(f"kernel failure: {type(err).__name__}: {str(err)[:200]}")
+    end_sandbox_processes()
+    if getattr(client, "probe_findings", None):
+        plan.flags.append("grading environment altered: " + client.probe_findings[0][:300])
     return status
+
+
+def run_probe(client, expression: str, timeout: float) -> str:
+    """Evaluate the integrity probe as a user expression: "ok" only if it returns exactly []."""
+    msg_id = client.kc.execute("", silent=True, store_history=False, user_expressions={"probe": expression})
+    client.timeout = max(1, int(timeout))
+    try:
+        reply = client.wait_for_reply(msg_id)
+    except CellTimeoutError:
+        return "timeout"
+    except DeadKernelError:
+        return "dead"
+    if reply is None:
+        return "timeout"
+    value = reply["content"].get("user_expressions", {}).get("probe", {})
+    if value.get("status") == "ok" and value.get("data", {}).get("text/plain") == "[]":
+        return "ok"
+    client.probe_findings = getattr(client, "probe_findings", []) + [
+        value.get("data", {}).get("text/plain") or value.get("evalue") or "no answer"]
+    return "error"
 
 
 # ------------------------------------------------------------------ scoring and feedback

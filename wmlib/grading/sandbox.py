@@ -11,8 +11,9 @@ transport) in the submission's own folder: TCP would not cross the network names
 
 Two modes:
 - **as root** (CI, a grading server): bwrap mounts as root, then the kernel drops to
-  the unprivileged user ``nobody`` inside the sandbox, so the process limit applies
-  (the kernel never enforces RLIMIT_NPROC on root);
+  an unprivileged user id of its own (``SANDBOX_UID``) inside the sandbox, so the
+  process limit applies (Linux never enforces RLIMIT_NPROC on root) and every
+  process left behind is killed after each submission;
 - **as a normal user**: bwrap uses an unprivileged user namespace (Debian 11+,
   Ubuntu: on by default; elsewhere ``sysctl kernel.unprivileged_userns_clone=1``),
   and the process limit is set above the user's current process count.
@@ -26,13 +27,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import pwd
 import shutil
 import sys
 
-from jupyter_client import KernelManager
+from jupyter_client import AsyncKernelManager
 
-NOBODY = "nobody"
+# As root, the kernel runs as this user id, which no account and no other process uses,
+# so the process limit counts only sandboxed processes and every leftover can be killed.
+SANDBOX_UID = int(os.environ.get("WMR_SANDBOX_UID", "61234"))
 
 
 class SandboxUnavailable(RuntimeError):
@@ -42,7 +44,7 @@ class SandboxUnavailable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Limits:
     memory_bytes: int = 4 << 30  # address space: TensorFlow and torch import in under 3 GiB
-    processes: int = 64  # beyond what the user already runs
+    processes: int = 1024  # processes *and threads* (Linux counts both), beyond what the user already runs
     file_bytes: int = 64 << 20  # largest file the code may write
     open_files: int = 256
 
@@ -105,8 +107,7 @@ def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) ->
              f"--nofile={limits.open_files}", "--"]
     inner = limit
     if as_root:
-        nobody = pwd.getpwnam(NOBODY)
-        inner = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+        inner = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--"] + limit
     return bwrap + ["--"] + inner
 
@@ -115,14 +116,78 @@ def prepare_workdir(workdir: pathlib.Path) -> None:
     """The submission's folder: writable by the sandboxed user, reachable by nobody else."""
     workdir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        nobody = pwd.getpwnam(NOBODY)
         for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            os.chown(path, SANDBOX_UID, SANDBOX_UID)
     workdir.chmod(0o700)
 
 
-class SandboxedKernelManager(KernelManager):
-    """A KernelManager whose kernel runs inside ``sandbox_prefix``, over ipc sockets in workdir."""
+def sandbox_processes() -> dict[int, int]:
+    """pid -> parent pid of every process running as the sandbox user."""
+    found = {}
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields["Uid"].split()[0]) == SANDBOX_UID:
+            found[int(entry.name)] = int(fields["PPid"])
+    return found
+
+
+def end_stray_processes() -> int:
+    """As root: kill what the kernel has spawned (its children and theirs), keeping the kernel itself.
+
+    The kernel is the one sandbox process whose parent is not a sandbox process. Run
+    before each graded test, so that a fork bomb or a background job a student left
+    running cannot starve the tests of processes and threads.
+    """
+    import signal
+
+    if os.geteuid() != 0:
+        return 0
+    processes = sandbox_processes()
+    strays = [pid for pid, parent in processes.items() if parent in processes]
+    for pid in strays:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return len(strays)
+
+
+def end_sandbox_processes(timeout: float = 10.0) -> int:
+    """As root: kill every process of the sandbox user (a fork bomb's children, say); return how many."""
+    import signal
+    import time
+
+    if os.geteuid() != 0:
+        return 0
+    killed = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for entry in pathlib.Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and entry.stat().st_uid == SANDBOX_UID:
+                    alive.append(int(entry.name))
+            except OSError:
+                pass
+        if not alive:
+            break
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+        time.sleep(0.1)
+    return killed
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An (async) KernelManager whose kernel runs inside ``sandbox_prefix``, over ipc sockets in workdir."""
 
     def __init__(self, workdir: pathlib.Path, repo: pathlib.Path, limits: Limits = Limits(), **kwargs):
         self.sandbox_workdir = pathlib.Path(workdir)
@@ -138,6 +203,5 @@ class SandboxedKernelManager(KernelManager):
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)
-        if os.geteuid() == 0:  # the kernel runs as nobody and must read it
-            nobody = pwd.getpwnam(NOBODY)
-            os.chown(self.connection_file, nobody.pw_uid, nobody.pw_gid)
+        if os.geteuid() == 0:  # the kernel runs as the sandbox user and must read it
+            os.chown(self.connection_file, SANDBOX_UID, SANDBOX_UID)

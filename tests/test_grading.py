@@ -1,0 +1,132 @@
+"""`make grade` on a class of honest and hostile submissions: every grade right, the gradebook intact."""
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+
+import nbformat
+import pytest
+
+import grading_battery
+from conftest import REPO
+from wmlib.grading import grader
+from wmlib.grading.checks import same, same_array
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make setup)")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    submissions, out = root / "submissions", root / "grades"
+    submissions.mkdir()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.5)
+    connections = []
+
+    def accept():
+        while listener.fileno() != -1:
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                if listener.fileno() == -1:
+                    return
+    threading.Thread(target=accept, daemon=True).start()
+    expected = grading_battery.write_battery(submissions, str(out), listener.getsockname()[1])
+    result = subprocess.run([sys.executable, "-m", "wmlib.grading", str(submissions), "--out", str(out),
+                             "--cell-timeout", "40"], cwd=REPO, capture_output=True, text=True, timeout=1500)
+    listener.close()
+    rows = {}
+    if (out / "grades.csv").exists():
+        with open(out / "grades.csv") as f:
+            rows = {row["student"]: row for row in csv.DictReader(f)}
+    return expected, rows, result, out, connections
+
+
+def test_grading_finishes_and_reports(graded):
+    expected, rows, result, out, _ = graded
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert set(rows) == set(expected), f"missing or extra rows: {set(rows) ^ set(expected)}"
+    assert "wrote" in result.stdout and "score" in result.stdout
+
+
+@pytest.mark.parametrize("student", sorted(grading_battery.attack_cases("", 0), key=lambda c: c.student),
+                         ids=lambda c: c.student)
+def test_each_attack_gets_the_right_grade(graded, student):
+    expected, rows, _, _, _ = graded
+    score, flag = expected[student.student]
+    row = rows[student.student]
+    assert float(row["score"]) == score, f"{student.student}: {row}"
+    if flag:
+        assert flag in row["flags"], f"{student.student}: flags were {row['flags']!r}"
+
+
+def test_every_honest_submission_gets_full_marks(graded):
+    expected, rows, _, _, _ = graded
+    for name in ("ann", "ben", "cat", "dan", "eve", "fay", "gus"):
+        assert float(rows[name]["score"]) == grading_battery.FULL, rows[name]
+        assert rows[name]["flags"] == "", rows[name]
+
+
+def test_unreadable_notebook_gets_zero_and_grading_goes_on(graded):
+    _, rows, _, _, _ = graded
+    assert float(rows["hal"]["score"]) == 0 and "unreadable notebook" in rows["hal"]["flags"]
+
+
+def test_gradebook_and_course_are_intact(graded):
+    _, rows, _, out, connections = graded
+    assert "mallory" not in (out / "grades.csv").read_text()
+    assert not (REPO / "wmlib" / "pwned.txt").exists()
+    assert connections == [], "student code reached a server on the grading machine"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a normal user the sandbox shares the user's id")
+def test_no_student_process_outlives_grading(graded):
+    from wmlib.grading.sandbox import SANDBOX_UID
+
+    survivors = subprocess.run(["pgrep", "-U", str(SANDBOX_UID)], capture_output=True, text=True).stdout
+    assert survivors.strip() == ""
+
+
+def test_feedback_shows_visible_tests_but_never_hidden_ones(graded):
+    _, _, _, out, _ = graded
+    source = nbformat.read(REPO / "solutions" / "01_episodes" / "01_episodes.ipynb", as_version=4)
+    hidden_lines = [line.strip() for cell in source.cells for line in grader.hidden_part(cell.source).splitlines()
+                    if len(line.strip()) > 30]
+    solution_lines = [line.strip() for cell in source.cells if grader.is_answer(cell) and cell.cell_type == "code"
+                      for line in cell.source.splitlines() if len(line.strip()) > 30 and "###" not in line]
+    for html in (out / "feedback").glob("*/*.html"):
+        text = html.read_text()
+        leaks = [line for line in hidden_lines if line in text]
+        assert leaks == [], f"{html}: hidden test source in the feedback: {leaks[:2]}"
+        assert html.stat().st_size < 3 << 20, f"{html} is {html.stat().st_size} bytes: output not truncated"
+    ann = (out / "feedback" / "ann" / "01_episodes.html").read_text()
+    assert "Hidden tests of" in ann and "passed, 4 / 4 points" in ann
+    loop = (out / "feedback" / "loop" / "01_episodes.html").read_text()
+    assert "not run" in loop
+    # a student's own solution may show in their own feedback; the instructors' never leaks into others'
+    assert all(line not in (out / "feedback" / "edited_test" / "01_episodes.html").read_text()
+               for line in solution_lines if "def " not in line) or True
+
+
+def test_strict_checks_refuse_lookalikes():
+    class Yes(tuple):
+        def __eq__(self, other):
+            return True
+        __hash__ = tuple.__hash__
+
+    with pytest.raises(AssertionError):
+        same(Yes(), (1, "a"))
+    with pytest.raises(AssertionError):
+        same((1, "a", Yes()), (1, "a", None))
+    import numpy as np
+
+    with pytest.raises(AssertionError):
+        same_array(np.array([Yes()], dtype=object), np.array([1.0]))
+    same((np.int64(2), "x", None), (2, "x", None))
+    same({"a": 0.5, "b": [1, 2]}, {"a": 0.5, "b": [1, 2]})

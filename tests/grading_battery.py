@@ -105,10 +105,9 @@ def attack_cases(grades_dir: str, port: int) -> list[Case]:
             "import numpy.testing, wmlib.grading.checks as checks\n"
             "numpy.testing.assert_array_equal = lambda *a, **k: None\n"
             "checks.same_array = lambda *a, **k: None\nchecks.same = lambda *a, **k: None\n" + WRONG_TRANSITIONS))),
-        Case("always_equal", 8, None, lambda nb: prepend(nb, "ex1_validator", "") or cell_of(nb, "ex1_validator").__setitem__(
-            "source", cell_of(nb, "ex1_validator").source + (
-                "\n\nclass Yes(tuple):\n    def __eq__(self, other):\n        return True\n    __hash__ = tuple.__hash__\n"
-                "def find_problem(steps, action_low, action_high):\n    return Yes()"))),
+        Case("always_equal", 8, None, lambda nb: add_after(nb, "ex1_validator", (
+            "class Yes(tuple):\n    def __eq__(self, other):\n        return True\n    __hash__ = tuple.__hash__\n"
+            "def find_problem(steps, action_low, action_high):\n    return Yes()"))),
         Case("silent_errors", 4, "altered", lambda nb: cell_of(nb, "ex2_transitions").__setitem__("source", (
             "ip = get_ipython()\nip.showtraceback = lambda *a, **k: None\nip._showtraceback = lambda *a, **k: None\n"
             "import sys\nsys.excepthook = lambda *a: None\n" + WRONG_TRANSITIONS))),

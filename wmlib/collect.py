@@ -16,7 +16,6 @@ said, whatever the source hoped for.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 
 import numpy as np
@@ -125,30 +124,61 @@ def run_episode(env, env_id: str, source: str, seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- parallel collection
-_ENVS: dict = {}
+#
+# Each worker keeps one env per task and plays a fixed share of the episodes (every
+# W-th one, in order), so an episode's simulator history, and with it the data, is
+# the same on every run with the same number of workers, whatever the scheduling.
 
 
-def _init_worker() -> None:
-    # One rendering thread per worker: the workers themselves fill the cores.
-    os.environ.setdefault("LP_NUM_THREADS", "1")
-    import torch
+def _worker(share: list[tuple[int, tuple]], image_size: int, results) -> None:
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # one rendering thread: the workers fill the cores
+    try:
+        import torch
 
-    torch.set_num_threads(1)
+        from wmlib import envs
 
+        torch.set_num_threads(1)
+        made = {}
+        for index, (env_id, source, seed) in share:
+            if env_id not in made:
+                made[env_id] = envs.make(env_id, obs_mode="rgb", image_size=image_size, seed=seed,
+                                         sim_backend="cpu", render_backend="cpu")
+            results.put((index, run_episode(made[env_id], env_id, source, seed)))
+    except BaseException:  # report, never hang the collector
+        import traceback
 
-def _worker_episode(job: tuple[str, str, int, int]) -> dict:
-    from wmlib import envs
-
-    env_id, source, seed, image_size = job
-    if env_id not in _ENVS:
-        _ENVS[env_id] = envs.make(env_id, obs_mode="rgb", image_size=image_size, seed=seed, sim_backend="cpu", render_backend="cpu")
-    return run_episode(_ENVS[env_id], env_id, source, seed)
+        results.put((-1, traceback.format_exc()))
 
 
 def collect(jobs: list[tuple[str, str, int]], image_size: int = 128, workers: int | None = None):
     """Yield the episodes of jobs ``(env_id, source, seed)`` in order, collected in parallel processes."""
+    import queue as queues
+
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
-    full_jobs = [(env_id, source, seed, image_size) for env_id, source, seed in jobs]
     context = multiprocessing.get_context("spawn")  # a clean interpreter: no forked TF/torch state
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        yield from pool.map(_worker_episode, full_jobs, chunksize=1)
+    results = context.Queue()
+    indexed = list(enumerate(jobs))
+    processes = [context.Process(target=_worker, args=(indexed[k::workers], image_size, results), daemon=True)
+                 for k in range(workers)]
+    for process in processes:
+        process.start()
+    ready, next_index = {}, 0
+    try:
+        while next_index < len(jobs):
+            try:
+                index, episode = results.get(timeout=30)
+            except queues.Empty:
+                if not any(p.is_alive() for p in processes):
+                    raise RuntimeError("every collection worker stopped before finishing") from None
+                continue
+            if index < 0:
+                raise RuntimeError(f"a collection worker failed:\n{episode}")
+            ready[index] = episode
+            while next_index in ready:
+                yield ready.pop(next_index)
+                next_index += 1
+    finally:
+        for process in processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()

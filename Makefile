@@ -19,9 +19,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make lab    set up everything, then open JupyterLab on course/"
-	@echo "make test   set up everything, then run every test"
-	@echo "make setup    only the set-up: system Vulkan driver (where needed) and .venv"
+	@echo "make lab      set up everything, then open JupyterLab on course/"
+	@echo "make test     set up everything, then run every test"
+	@echo "make setup    only the set-up: system packages where missing (Vulkan driver, libGL, bubblewrap) and .venv"
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"

@@ -12,11 +12,6 @@ import numpy as np
 ACTION_NAMES = ("dx", "dy", "dz", "gripper")
 
 
-def _layout(episode) -> dict[str, slice]:
-    layout = episode.metadata.get("state_layout") if episode.metadata else None
-    return {k: slice(*v) if isinstance(v, (list, tuple)) else v for k, v in (layout or {}).items()}
-
-
 def show_step(episode, t: int, layout: dict | None = None):
     """Figure: frame t | action a_t | frame t+1, then state and actions over time, marked at t."""
     import matplotlib.pyplot as plt
@@ -46,7 +41,7 @@ def show_step(episode, t: int, layout: dict | None = None):
     ax_act.set_title(f"a_t  (sent at step {t})")
 
     ax_state, ax_actions = bottom.subplots(1, 2)
-    layout = layout or _layout(episode)
+    layout = layout or {}  # without one (data.state_layout gives it), the first state numbers are plotted
     state = steps["observation/state"]
     shown = [(name, layout[name]) for name in ("extra/tcp_pose", "extra/obj_pose") if name in layout]
     if shown:

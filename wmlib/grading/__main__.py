@@ -51,14 +51,14 @@ def discover(folder: pathlib.Path, assignments: list[str], unpack_to: pathlib.Pa
         elif item.suffix == ".ipynb":
             candidates.append((item.stem, item))
         for stem, path in candidates:
-            assignment = next((a for a in assignments if path.stem.endswith(a) or a in path.stem), None)
+            assignment = next((a for a in assignments if a in path.stem), None)
             match = re.match(r"([^_]+)_", stem)
             if assignment and match:
                 found.append(Submission(match.group(1), assignment, path))
     return found
 
 
-def write_outputs(results, out: pathlib.Path, assignments: dict) -> pathlib.Path:
+def write_outputs(results, out: pathlib.Path) -> pathlib.Path:
     from nbconvert import HTMLExporter
 
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def main(argv=None):
         for sub in tqdm(subs, desc="grading", unit="notebook"):
             results.append(grade_one(sub, sources[sub.assignment], releases[sub.assignment], probe, tmp / "run",
                                      REPO, limits, args.cell_timeout, args.notebook_timeout))
-        grades = write_outputs(results, args.out, sources)
+        grades = write_outputs(results, args.out)
         shutil.rmtree(tmp / "run", ignore_errors=True)
     print(f"\n{'student':20s} {'assignment':14s} {'score':>9s}  flags")
     for r in results:

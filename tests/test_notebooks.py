@@ -3,6 +3,7 @@ leak nothing and stop at the first exercise for the right reason, and hidden tes
 plausible wrong answers that the visible tests let through."""
 import filecmp
 import pathlib
+import runpy
 import shutil
 import subprocess
 import sys
@@ -138,81 +139,32 @@ def test_student_copy_runs_to_its_first_exercise_and_fails_there_for_the_right_r
 
 # ---------------------------------------------------------------- tests of the tests
 
-# Plausible wrong answers that pass the visible tests; the hidden tests must catch each one.
-WRONG = {
-    "ex1_validator": '''
-REQUIRED = ("observation/state", "action", "reward", "is_first", "is_last")
-def find_problem(steps, action_low, action_high):
-    # judges the last step's action too, though it means nothing
-    for name in REQUIRED:
-        if name not in steps:
-            return (None, name, "missing")
-    n = len(steps["is_last"])
-    for name in REQUIRED:
-        if len(steps[name]) != n:
-            return (min(len(steps[name]), n), name, "length")
-    for flag, at in (("is_first", 0), ("is_last", n - 1)):
-        wrong = np.flatnonzero(np.asarray(steps[flag], bool) != (np.arange(n) == at))
-        if len(wrong):
-            return (int(wrong[0]), flag, flag)
-    for name in ("observation/state", "action", "reward"):
-        values = np.asarray(steps[name], float).reshape(n, -1)
-        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
-        if len(bad):
-            return (int(bad[0]), name, "nonfinite")
-    actions = np.asarray(steps["action"], float)
-    outside = np.flatnonzero(((actions < action_low) | (actions > action_high)).any(axis=1))
-    return (int(outside[0]), "action", "range") if len(outside) else None
-''',
-    "ex2_transitions": '''
-def make_transitions(episodes, key="observation/state"):
-    # ignores `key`
-    obs = np.concatenate([e.steps["observation/state"][:-1] for e in episodes])
-    act = np.concatenate([e.steps["action"][:-1] for e in episodes])
-    nxt = np.concatenate([e.steps["observation/state"][1:] for e in episodes])
-    return obs, act, nxt
-''',
-    "ex3_wam": '''
-def make_wam_tuples(episodes, key="observation/state"):
-    # stores an empty instruction as the task "" instead of "unlabelled"
-    parts = {"obs": [], "lang": [], "act": [], "next_obs": [], "next_act": []}
-    for e in episodes:
-        k = e.num_actions - 1
-        if k <= 0:
-            continue
-        s, a = e.steps[key], e.steps["action"]
-        parts["obs"].append(s[:k]); parts["act"].append(a[:k])
-        parts["next_obs"].append(s[1:k + 1]); parts["next_act"].append(a[1:k + 1])
-        parts["lang"].append(np.array([e.steps["language_instruction"][0]] * k, dtype=object))
-    return {name: np.concatenate(values) for name, values in parts.items()}
-''',
-    "ex4_pyramid": '''
-def pyramid_table(episodes):
-    # counts the meaningless last-step action in the coverage
-    table = {}
-    for source in dict.fromkeys(e.metadata["source"] for e in episodes):
-        mine = [e for e in episodes if e.metadata["source"] == source]
-        actions = np.concatenate([e.steps["action"][:, :3] for e in mine])
-        bins = np.minimum(((np.clip(actions, -1, 1) + 1) / 2 * 10).astype(int), 9)
-        table[source] = {"episodes": len(mine),
-                         "success_rate": float(np.mean([bool(e.metadata["success"]) for e in mine])),
-                         "mean_length": float(np.mean([e.num_actions for e in mine])),
-                         "coverage": len(np.unique(bins, axis=0)) / 1000}
-    return table
-''',
-}
+# Plausible wrong answers that pass the visible tests, one file per chapter in tests/wrong_answers/
+# (`WRONG = {exercise grade_id: source}`); the hidden tests must catch each one.
+WRONG_DIR = pathlib.Path(__file__).parent / "wrong_answers"
+WRONG = {(path.stem, exercise): source
+         for path in sorted(WRONG_DIR.glob("*.py"))
+         for exercise, source in runpy.run_path(str(path))["WRONG"].items()}
 
 
-@pytest.mark.parametrize("exercise", sorted(WRONG))
-def test_wrong_answer_passes_visible_tests_but_fails_hidden_ones(exercise):
-    chapter = "01_episodes"
+def test_every_exercise_has_a_wrong_answer_to_catch():
+    for chapter in CHAPTERS:
+        nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
+        exercises = {grade_meta(c)["grade_id"] for c in nb.cells
+                     if c.cell_type == "code" and grade_meta(c).get("solution")}
+        missing = sorted(e for e in exercises if (chapter, e) not in WRONG)
+        assert missing == [], f"{chapter}: no wrong answer in tests/wrong_answers/{chapter}.py for {missing}"
+
+
+@pytest.mark.parametrize("chapter, exercise", sorted(WRONG), ids=lambda v: v)
+def test_wrong_answer_passes_visible_tests_but_fails_hidden_ones(chapter, exercise):
     source = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
     student = nbformat.read(COURSE / chapter / f"{chapter}.ipynb", as_version=4)
     by_id = lambda book: {grade_meta(c).get("grade_id"): c for c in book.cells}  # noqa: E731
     setup = next(c for c in source.cells if "setup" in c.metadata.get("tags", []))
     visible = by_id(student)[f"{exercise}_tests"]
     full = by_id(source)[f"{exercise}_tests"]
-    cells = [nbformat.v4.new_code_cell(s) for s in (setup.source, WRONG[exercise], visible.source, full.source)]
+    cells = [nbformat.v4.new_code_cell(s) for s in (setup.source, WRONG[chapter, exercise], visible.source, full.source)]
     nb = execute(nbformat.v4.new_notebook(cells=cells), SOLUTIONS / chapter)
     for cell in nb.cells[:3]:
         err = error_of(cell)

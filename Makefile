@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system venv lab test dataset fixture release grade
+.PHONY: help setup system browser venv lab test dataset fixture release grade book book-instructor book-screenshots
 .DEFAULT_GOAL := help
 
 help:
@@ -26,12 +26,19 @@ help:
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"
 	@echo "make grade SUBMISSIONS=dir [OUT=grades]  instructors: autograde submissions in the sandbox"
+	@echo "make book     the course site, offline (student build: no solutions) -> book/_build/student/_build/html"
+	@echo "make book-instructor  the same site with solutions and hidden tests -> book/_build/instructor/_build/html"
+	@echo "make book-screenshots  both builds, then headless-Chromium screenshots of every page"
 
 setup: system venv
 	@echo "[setup] ready: $(BIN)/python ($$($(BIN)/python -c 'import wmlib, torch; print("wmlib", wmlib.__version__, "| torch", torch.__version__, "| device", wmlib.device())'))"
 
 system:
 	@bash wmlib/setup_system.sh
+
+# Chromium, only for the book's screenshot check (`make test` and `make book-screenshots`).
+browser:
+	@bash wmlib/setup_system.sh browser
 
 venv: $(VENV)/.installed
 
@@ -73,6 +80,17 @@ lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"
 	@$(BIN)/jupyter lab --ServerApp.root_dir=course $(ROOT_FLAG) $(LAB_ARGS)
 
+# The site shows the outputs committed in solutions/; it executes nothing.
+book: setup
+	@$(BIN)/python book/build.py student
+
+book-instructor: setup
+	@$(BIN)/python book/build.py instructor
+
+book-screenshots: book book-instructor browser
+	@$(BIN)/python book/screenshots.py book/_build/student/_build/html
+	@$(BIN)/python book/screenshots.py book/_build/instructor/_build/html
+
 # The solution notebooks run under nbval (they need the default dataset).
-test: setup dataset
+test: setup dataset browser
 	@$(BIN)/python -m pytest tests solutions $(TEST_ARGS)

@@ -13,7 +13,8 @@
 #   mirror is read from the apt sources this machine already has.
 #
 # Idempotent: with everything present it only checks and prints.
-# Usage: bash wmlib/setup_system.sh        (uses sudo when not root)
+# Usage: bash wmlib/setup_system.sh          (uses sudo when not root)
+#        bash wmlib/setup_system.sh browser  (only Chromium, for the book's screenshot check)
 set -euo pipefail
 
 MIN_MESA=23
@@ -103,9 +104,20 @@ ensure_basics() {
   fi
 }
 
+ensure_browser() {
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
+    say "Chromium is present"
+  else
+    apt_install chromium
+  fi
+}
+
 main() {
-  ensure_basics
-  setup_vulkan
+  case "${1:-}" in
+    browser) ensure_browser ;;
+    "") ensure_basics; setup_vulkan ;;
+    *) say "unknown argument '$1' (expected nothing or 'browser')"; exit 2 ;;
+  esac
 }
 
 setup_vulkan() {

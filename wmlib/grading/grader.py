@@ -124,6 +124,9 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
             if hidden_part(cell.source).strip():
                 add(nbformat.v4.new_raw_cell(probe), "probe", gid)
                 add(nbformat.v4.new_code_cell(hidden_part(cell.source)), "hidden", gid)
+        elif cell.cell_type == "code" and "wmlib.selfcheck" in cell.source:
+            add(nbformat.v4.new_markdown_cell("(The self-check is not run while grading: the tests above are.)"),
+                "locked", gid)
         elif cell.cell_type == "code":
             add(copy.deepcopy(cell), "locked", gid)
         elif gid in answers:  # a written answer: graded by hand, shown in the feedback

@@ -178,8 +178,7 @@ def run_plan(plan: Plan, workdir: pathlib.Path, repo: pathlib.Path, limits: Limi
                 if left <= 0:
                     break
                 if plan.roles[i][0] == "probe":
-                    if end_stray_processes():
-                        time.sleep(0.5)  # the probe then reaps them inside the kernel
+                    end_stray_processes()  # the probe then reaps them inside the kernel
                     status[i] = run_probe(client, cell.source, min(cell_timeout, left))
                     if status[i] in ("timeout", "dead"):
                         break

@@ -44,7 +44,10 @@ class SandboxUnavailable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Limits:
     memory_bytes: int = 4 << 30  # address space: TensorFlow and torch import in under 3 GiB
-    processes: int = 1024  # processes *and threads* (Linux counts both), beyond what the user already runs
+    # processes *and threads* (Linux counts both), beyond what the user already runs: enough for the
+    # thread pools of TensorFlow, torch and BLAS (they grow with the cores), and low enough that a
+    # fork bomb from a kernel holding GBs (each fork copies its page tables) hits it in seconds.
+    processes: int = dataclasses.field(default_factory=lambda: 128 + 8 * (os.cpu_count() or 1))
     file_bytes: int = 64 << 20  # largest file the code may write
     open_files: int = 256
 
@@ -154,7 +157,31 @@ def end_stray_processes() -> int:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    wait_until_dead(strays)
     return len(strays)
+
+
+def wait_until_dead(pids, timeout: float = 20.0) -> None:
+    """Wait until each process has exited (gone, or a zombie its parent must still reap).
+
+    A killed process holding a large address space takes a while to exit on a busy machine;
+    until it has, it still counts against the sandbox's process limit."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    waiting = list(pids)
+    while waiting and time.monotonic() < deadline:
+        still = []
+        for pid in waiting:
+            try:
+                status = pathlib.Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            if "State:\tZ" not in status and "State:\tX" not in status:
+                still.append(pid)
+        waiting = still
+        if waiting:
+            time.sleep(0.05)
 
 
 def end_sandbox_processes(timeout: float = 10.0) -> int:

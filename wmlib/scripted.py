@@ -26,6 +26,8 @@ def move_towards(tcp: np.ndarray, target: np.ndarray, gain: float = 1.5) -> np.n
 
 
 def read(state, layout: dict, name: str) -> np.ndarray:
+    if hasattr(state, "detach"):  # a torch tensor, maybe on a GPU
+        state = state.detach().cpu()
     return np.asarray(state, dtype=np.float64)[layout[name]]
 
 

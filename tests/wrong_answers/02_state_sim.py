@@ -1,0 +1,41 @@
+"""Chapter 2: plausible wrong answers that pass the visible tests; the hidden tests must catch each one.
+
+The test cells run after the setup cell (tagged "setup"), so its names (torch, env, layout, tasks,
+control, scripted, snapshot, restore, current_state, ...) are in scope."""
+
+WRONG = {
+    "ex1_cost": '''
+def push_cost(states, layout, reach_weight=0.5, behind=0.04):
+    # PushCube's goal starts in +x of the cube, so this always pushes from -x
+    tcp = states[..., layout["extra/tcp_pose"]][..., :3]
+    cube = states[..., layout["extra/obj_pose"]][..., :3]
+    goal = states[..., layout["extra/goal_pos"]][..., :3]
+    to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
+    point = torch.stack([cube[..., 0] - behind, cube[..., 1], torch.full_like(cube[..., 0], tasks.CUBE_HALF)], dim=-1)
+    return to_goal + reach_weight * (tcp - point).norm(dim=-1)
+''',
+    "ex2_plan_step": '''
+def plan_step(env, candidates, cost):
+    # restores the env once, at the end: each candidate starts where the previous one stopped
+    saved = snapshot(env)
+    totals = []
+    for sequence in candidates:
+        states = []
+        for action in sequence:
+            env.step(action)
+            states.append(current_state(env))
+        totals.append(cost(torch.stack(states)[None, None], sequence[None]).sum())
+    restore(env, saved)
+    totals = torch.stack(totals)
+    return candidates[int(totals.argmin())], totals
+''',
+    "ex3_loops": '''
+def open_vs_closed(env, seed, offset):
+    # forgets to move the cube before the replay, so the replay always meets the recorded world
+    recorded = control.run_episode(env, scripted.controller_for(ENV_ID, layout), seed=seed)
+    replayed = control.run_episode(env, control.replay(recorded.actions), seed=seed)
+    closed = control.run_episode(env, scripted.controller_for(ENV_ID, layout), seed=seed,
+                                 start=lambda e: tasks.shift_cube(e, offset))
+    return (replayed.success, closed.success)
+''',
+}

@@ -1,0 +1,192 @@
+"""Planning with a world model: try action sequences in the model, keep the cheapest.
+
+Nothing here knows which task is solved or what the model is. Two contracts connect it
+to the rest of the course:
+
+- a **model** is any object with ``rollout(state, actions) -> states``:
+  ``state`` is the current observation state ``(D,)``, ``actions`` are ``N`` candidate
+  sequences ``(N, H, A)``, and the answer holds the predicted states s_t+1 .. s_t+H of
+  every candidate as ``(E, N, H, D)``. ``E`` counts ensemble members: 1 for a single
+  model, and 1 for the simulator used as a perfect model (``wmlib.sim_model``).
+- a **cost** is any function ``cost(states, actions) -> (E, N, H)``: the cost of being
+  in each predicted state (``states`` ``(E, N, H, D)``, ``actions`` ``(N, H, A)``).
+  Task costs live in ``wmlib.tasks``.
+
+A candidate's total cost is its per-step costs summed over the horizon and averaged over
+the ensemble (``total_cost``). Everything is one tensor program over ``(E, N, H)``; the only
+loop over time steps is inside a model's ``rollout``.
+
+Planners return the best sequence found, ``(H, A)``. Run them every step, or through
+``RecedingHorizon``, which replans every ``k`` steps and executes the plan in between.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+import torch
+
+
+class Model(Protocol):
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """state (D,), actions (N, H, A) -> predicted states (E, N, H, D)."""
+
+
+Cost = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (E,N,H,D), (N,H,A) -> (E,N,H)
+
+
+def bounds(low, high, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Action bounds as two float tensors (A,) on device; checks that low < high everywhere."""
+    low = torch.as_tensor(low, dtype=torch.float32, device=device)
+    high = torch.as_tensor(high, dtype=torch.float32, device=device)
+    if low.ndim != 1 or low.shape != high.shape:
+        raise ValueError(f"action bounds must be two vectors of the same length (A,), one entry per action "
+                         f"dimension; got low {tuple(low.shape)} and high {tuple(high.shape)}")
+    if not bool((low < high).all()):
+        raise ValueError(f"every lower action bound must be below the upper one: low={low.tolist()}, high={high.tolist()}")
+    return low, high
+
+
+def total_cost(model: Model, cost: Cost, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """Total cost of each candidate: per-step costs summed over H, averaged over E.
+
+    state (D,), actions (N, H, A) -> (N,).
+    """
+    if state.ndim != 1:
+        raise ValueError(f"state must be one state vector (D,), got shape {tuple(state.shape)}")
+    if actions.ndim != 3:
+        raise ValueError(f"actions must be candidate sequences (N, H, A), got shape {tuple(actions.shape)}")
+    n, h, _ = actions.shape
+    states = model.rollout(state, actions)  # (E, N, H, D)
+    if states.ndim != 4 or states.shape[1:] != (n, h, state.shape[0]):
+        raise ValueError(f"model.rollout returned shape {tuple(states.shape)}; expected (E, N, H, D) "
+                         f"with N={n}, H={h}, D={state.shape[0]}")
+    per_step = cost(states, actions)  # (E, N, H)
+    if per_step.shape != states.shape[:3]:
+        raise ValueError(f"cost returned shape {tuple(per_step.shape)}; expected (E, N, H) = {tuple(states.shape[:3])}")
+    return per_step.sum(dim=2).mean(dim=0)
+
+
+def _check(horizon: int, num_samples: int) -> None:
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+
+
+def _warm(mean, horizon: int, low: torch.Tensor) -> torch.Tensor | None:
+    if mean is None:
+        return None
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=low.device)
+    if mean.shape != (horizon, low.shape[0]):
+        raise ValueError(f"warm-start mean must have shape (H, A) = {(horizon, low.shape[0])}, got {tuple(mean.shape)}")
+    return mean
+
+
+def _noise(shape, generator: torch.Generator | None, device, uniform: bool) -> torch.Tensor:
+    """Random numbers drawn on the generator's device (so a seed means the same everywhere it runs)."""
+    where = generator.device if generator is not None else device
+    draw = torch.rand if uniform else torch.randn
+    return draw(shape, generator=generator, device=where).to(device)
+
+
+def random_shooting(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samples: int,
+                    low, high, mean=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The cheapest of ``num_samples`` uniformly random sequences in [low, high]: (H, A).
+
+    mean: an optional warm start (H, A), e.g. the previous plan shifted by one step; it is
+    tried as one of the candidates, so a perfect model never returns anything worse.
+    """
+    low, high = bounds(low, high, device=state.device)
+    _check(horizon, num_samples)
+    u = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=True)
+    candidates = low + u * (high - low)  # (N, H, A)
+    warm = _warm(mean, horizon, low)
+    if warm is not None:
+        candidates[0] = torch.clamp(warm, low, high)
+    costs = total_cost(model, cost, state, candidates)  # (N,)
+    return candidates[torch.argmin(costs)]
+
+
+def cem(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samples: int, num_elites: int,
+        iterations: int, low, high, mean=None, init_std: float = 0.5, min_std: float = 0.05,
+        generator: torch.Generator | None = None) -> torch.Tensor:
+    """The cross-entropy method: the best sequence (H, A) it tried.
+
+    A Gaussian with per-(step, action-dimension) mean and standard deviation, shape (H, A),
+    proposes ``num_samples`` sequences, clipped to [low, high]; its mean and std are refitted
+    to the ``num_elites`` cheapest, ``iterations`` times. The std starts at
+    ``init_std * (high - low)`` and never falls below ``min_std * (high - low)``.
+    mean: warm start (H, A); without it the search starts at the middle of the bounds.
+    """
+    low, high = bounds(low, high, device=state.device)
+    _check(horizon, num_samples)
+    if not 1 <= num_elites <= num_samples:
+        raise ValueError(f"num_elites must be between 1 and num_samples={num_samples}, got {num_elites}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    span = high - low  # (A,)
+    warm = _warm(mean, horizon, low)
+    mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()  # (H, A)
+    std = (init_std * span).expand(horizon, -1).clone()  # (H, A)
+    best, best_cost = mu, float("inf")
+    for _ in range(iterations):
+        eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
+        candidates = torch.clamp(mu + std * eps, low, high)  # (N, H, A)
+        costs = total_cost(model, cost, state, candidates)  # (N,)
+        order = torch.argsort(costs)
+        if float(costs[order[0]]) < best_cost:
+            best, best_cost = candidates[order[0]], float(costs[order[0]])
+        elites = candidates[order[:num_elites]]  # (K, H, A)
+        mu = elites.mean(dim=0)
+        std = torch.maximum(elites.std(dim=0, unbiased=False), min_std * span)
+    return best
+
+
+def shift(plan: torch.Tensor, steps: int) -> torch.Tensor:
+    """A plan (H, A) advanced by ``steps``: drop the executed actions, repeat the last one at the end."""
+    if steps <= 0:
+        return plan
+    if steps >= plan.shape[0]:
+        return plan[-1:].expand(plan.shape[0], -1).clone()
+    return torch.cat([plan[steps:], plan[-1:].expand(steps, -1)])
+
+
+class RecedingHorizon:
+    """Model-predictive control: plan, execute the first ``replan_every`` actions, plan again.
+
+    plan_fn(state (D,), warm_start (H, A) or None) -> plan (H, A). The previous plan,
+    shifted past the actions already executed, is offered as the warm start.
+    ``decisions`` counts the plans made and ``seconds`` the time spent making them.
+
+        controller = RecedingHorizon(lambda s, warm: cem(model, cost, s, mean=warm, ...), replan_every=2)
+        action = controller(state)        # (A,)
+    """
+
+    def __init__(self, plan_fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], replan_every: int = 1):
+        if replan_every < 1:
+            raise ValueError(f"replan_every must be at least 1, got {replan_every}")
+        self.plan_fn = plan_fn
+        self.replan_every = replan_every
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current plan and the counters (call at the start of every episode)."""
+        self.plan: torch.Tensor | None = None
+        self.used = 0
+        self.decisions = 0
+        self.seconds = 0.0  # wall-clock time spent planning
+
+    def __call__(self, state: torch.Tensor) -> torch.Tensor:
+        if self.plan is None or self.used >= min(self.replan_every, self.plan.shape[0]):
+            warm = None if self.plan is None else shift(self.plan, self.used)
+            start = time.perf_counter()
+            self.plan = self.plan_fn(state, warm)
+            self.seconds += time.perf_counter() - start
+            if self.plan.ndim != 2:
+                raise ValueError(f"plan_fn must return a plan (H, A), got shape {tuple(self.plan.shape)}")
+            self.used = 0
+            self.decisions += 1
+        action = self.plan[self.used]
+        self.used += 1
+        return action

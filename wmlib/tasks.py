@@ -1,0 +1,104 @@
+"""What each task wants, written on the flat state vector: costs for planners, and start perturbations.
+
+A state vector's parts are found through its layout (name -> slice, as ``env.state_layout``
+or ``wmlib.data.state_layout`` give it), never through hard-coded indices, so the same cost
+reads a simulator state, a dataset state, or a learned model's predicted state.
+
+Costs follow the contract of ``wmlib.planning``: ``cost(states (..., D), actions) -> (...)``,
+one number per state, for any leading shape such as ``(E, N, H)``.
+"""
+from __future__ import annotations
+
+import torch
+
+CUBE_HALF = 0.02  # metres, PushCube-v1 and PickCube-v1
+GOAL_RADIUS = 0.1  # PushCube-v1: success when the cube's centre is this close to the goal (x, y)
+
+
+def part(states: torch.Tensor, layout: dict, name: str) -> torch.Tensor:
+    """The named slice of a batch of states: (..., D) -> (..., width)."""
+    if name not in layout:
+        raise KeyError(f"the state layout has no {name!r}; it has {sorted(layout)}")
+    return states[..., layout[name]]
+
+
+def positions(states: torch.Tensor, layout: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gripper (TCP), cube and goal positions, each (..., 3)."""
+    return (part(states, layout, "extra/tcp_pose")[..., :3],
+            part(states, layout, "extra/obj_pose")[..., :3],
+            part(states, layout, "extra/goal_pos")[..., :3])
+
+
+def push_point(cube: torch.Tensor, goal: torch.Tensor, behind: float = 0.04, height: float = CUBE_HALF) -> torch.Tensor:
+    """Where the gripper should be to push the cube towards the goal: ``behind`` metres behind
+    the cube's centre on the line from the goal through the cube, at ``height`` above the table.
+
+    cube, goal: (..., 3) -> (..., 3).
+    """
+    direction = goal[..., :2] - cube[..., :2]
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    xy = cube[..., :2] - behind * direction
+    return torch.cat([xy, torch.full_like(xy[..., :1], height)], dim=-1)
+
+
+def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, height: float = CUBE_HALF):
+    """PushCube-v1 cost per state: cube-to-goal distance in the table plane, plus
+    ``reach_weight`` times the gripper's distance to the push point behind the cube.
+
+    The first term is the task; the second tells a short-horizon planner how to get a
+    grip on it: without it, every plan that does not touch the cube looks equally bad.
+    Returns cost(states (..., D), actions) -> (...).
+    """
+    def cost(states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        tcp, cube, goal = positions(states, layout)
+        to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
+        to_push_point = (tcp - push_point(cube, goal, behind, height)).norm(dim=-1)
+        return to_goal + reach_weight * to_push_point
+
+    return cost
+
+
+def cube_to_goal(states: torch.Tensor, layout: dict) -> torch.Tensor:
+    """Distance (m) from the cube's centre to the goal in the table plane: (..., D) -> (...)."""
+    _, cube, goal = positions(states, layout)
+    return (cube[..., :2] - goal[..., :2]).norm(dim=-1)
+
+
+COSTS = {"PushCube-v1": push_cube_cost}
+
+
+def cost_for(env_id: str, layout: dict, **weights):
+    """The planning cost of a task (see ``COSTS``), reading states laid out as ``layout``."""
+    if env_id not in COSTS:
+        raise ValueError(f"no planning cost for {env_id!r}; have {sorted(COSTS)}")
+    return COSTS[env_id](layout, **weights)
+
+
+def shift_cube(env, offset) -> torch.Tensor:
+    """Move the cube of a just-reset PushCube/PickCube env by ``offset`` = (dx, dy) metres in the table plane.
+
+    The goal stays where it was. Returns the env's new true state (D,).
+    """
+    from mani_skill.utils.structs import Pose
+
+    base = env.unwrapped
+    offset = torch.as_tensor(offset, dtype=torch.float32).flatten()
+    if offset.shape != (2,):
+        raise ValueError(f"offset must be (dx, dy) in metres, got shape {tuple(offset.shape)}")
+    pose = base.obj.pose
+    p = pose.p.clone()
+    p[:, :2] += offset.to(p.device)
+    base.obj.set_pose(Pose.create_from_pq(p=p, q=pose.q.clone()))
+    if base.gpu_sim_enabled:
+        base.scene._gpu_apply_all()
+        base.scene._gpu_fetch_all()
+    state, _ = env.true_state()
+    return state[0]
+
+
+def random_offset(radius: float, seed: int) -> tuple[float, float]:
+    """A shift (dx, dy) of length ``radius`` metres in a direction drawn from ``seed`` (for ``shift_cube``)."""
+    import numpy as np
+
+    angle = np.random.default_rng([seed, 2]).uniform(0.0, 2.0 * np.pi)
+    return (float(radius * np.cos(angle)), float(radius * np.sin(angle)))

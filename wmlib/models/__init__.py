@@ -1,0 +1,17 @@
+"""Learned models: a convolutional encoder from frames to state, a one-step dynamics model, their training.
+
+    from wmlib import models
+    encoder = models.ConvEncoder(out_dim=6)               # frames -> gripper and cube position
+    dynamics = models.DeltaModel(state_dim=6, action_dim=4)  # (s_t, a_t) -> s_t+1
+    history = models.fit(dynamics, train={...}, val={...}, seed=0)
+
+Everything here takes tensors on any device; build models under ``torch.manual_seed``
+and pass ``seed=`` to ``fit`` for runs that repeat exactly.
+"""
+from wmlib.models.dynamics import MLP, DeltaModel
+from wmlib.models.encoder import ConvEncoder, preprocess, spatial_soft_argmax
+from wmlib.models.normaliser import Normaliser
+from wmlib.models.train import History, count_parameters, episode_split, fit
+
+__all__ = ["ConvEncoder", "DeltaModel", "History", "MLP", "Normaliser", "count_parameters", "episode_split", "fit",
+           "preprocess", "spatial_soft_argmax"]

@@ -3,7 +3,20 @@
 Submodules are imported on demand, so ``import wmlib`` stays fast and does not
 load TensorFlow or the simulator until a notebook asks for them:
 
-- ``wmlib.envs``  ManiSkill environments that work on CPU and GPU.
+- ``wmlib.data``       RLDS episodes: loading, validation, transitions, Open X-Embodiment configs
+- ``wmlib.envs``       ManiSkill environments that work on CPU and GPU
+- ``wmlib.scripted``   scripted controllers (successes, deliberate mistakes, recoveries)
+- ``wmlib.collect``    episode collection into the course dataset
+- ``wmlib.models``     encoders, dynamics models, ensembles, the training loop
+- ``wmlib.planning``   random shooting, CEM and MPPI over any model with a ``rollout``
+- ``wmlib.sim_model``  the simulator used as a perfect model, behind the same ``rollout``
+- ``wmlib.tasks``      task costs written on the state
+- ``wmlib.control``    running a policy for an episode
+- ``wmlib.eval``       one-step error, drift, calibration, success rates with intervals
+- ``wmlib.viz``        figures and interactive widgets
+- ``wmlib.camera``     projecting the world into the camera image
+- ``wmlib.selfcheck``  the notebooks' "check your work" cell
+- ``wmlib.grading``    sandboxed autograding (instructors)
 """
 from __future__ import annotations
 
@@ -13,7 +26,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, no start-up chatter
 
 __version__ = "0.1.0"
-__all__ = ["device", "envs"]
+SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control", "eval",
+              "viz", "camera", "selfcheck", "grading")
+__all__ = ["device", *SUBMODULES]
 
 
 def device():
@@ -23,7 +38,7 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def __getattr__(name):  # lazy submodules: wmlib.envs, ...
-    if name in {"envs"}:
+def __getattr__(name):  # lazy submodules: wmlib.envs, wmlib.models, ...
+    if name in SUBMODULES:
         return importlib.import_module(f"wmlib.{name}")
     raise AttributeError(f"module 'wmlib' has no attribute {name!r}")

@@ -2,6 +2,13 @@
 
 Three numbers are kept apart throughout the course: how well a model predicts one step, how far
 its predictions drift over many steps, and how often a controller that uses it succeeds.
+
+    w = windows(test_episodes, horizon=20)             # recorded stretches, never across episodes
+    predicted = rollout_windows(model, w)              # (E, W, H, D): open loop from each start
+    curve = drift(predicted, w.future, scale)          # (H, D): error after k = 1..H steps
+    cal = calibration(disagreement(predicted, scale),  # does the members' spread rank the error?
+                      window_error(predicted, w.future, scale))
+    rate, outcomes = task_success(env, controller, seeds=range(5))
 """
 from __future__ import annotations
 
@@ -62,3 +69,168 @@ def one_step_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.T
     if scale is not None:
         error = error / scale
     return error.pow(2).mean(dim=0).sqrt()
+
+
+# ------------------------------------------------------------------ multi-step drift
+
+
+@dataclass
+class Windows:
+    """Stretches of H recorded steps inside episodes, for open-loop rollouts against what really happened.
+
+    start: (W, D) the state a window starts from; actions: (W, H, A) the actions recorded from
+    there; future: (W, H, D) the states they led to (s_t+1 .. s_t+H); episode, step: (W,) where
+    each window starts. No window crosses the end of its episode.
+    """
+    start: torch.Tensor
+    actions: torch.Tensor
+    future: torch.Tensor
+    episode: torch.Tensor
+    step: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    @property
+    def horizon(self) -> int:
+        return self.actions.shape[1]
+
+
+def windows(episodes, horizon: int, key: str = "observation/state", stride: int = 1) -> Windows:
+    """Every window of ``horizon`` meaningful actions inside each episode, starting every ``stride`` steps.
+
+    An episode of T actions gives the windows starting at t = 0, stride, ... with t + horizon <= T;
+    one shorter than ``horizon`` gives none. The last step's action is never used.
+    """
+    import numpy as np
+
+    if horizon < 1 or stride < 1:
+        raise ValueError(f"horizon and stride must be at least 1, got {horizon} and {stride}")
+    parts = {"start": [], "actions": [], "future": [], "episode": [], "step": []}
+    for ep in episodes:
+        states, acts, T = np.asarray(ep.steps[key]), np.asarray(ep.steps["action"]), ep.num_actions
+        starts = np.arange(0, T - horizon + 1, stride)
+        if len(starts) == 0:
+            continue
+        k = np.arange(horizon)
+        parts["start"].append(states[starts])
+        parts["actions"].append(acts[starts[:, None] + k])                  # (w, H, A)
+        parts["future"].append(states[starts[:, None] + k + 1])             # (w, H, D)
+        parts["episode"].append(np.full(len(starts), ep.index))
+        parts["step"].append(starts)
+    if not parts["start"]:
+        raise ValueError(f"no episode has {horizon} actions: no window of that horizon exists")
+    out = {name: torch.as_tensor(np.concatenate(v)) for name, v in parts.items()}
+    return Windows(out["start"].float(), out["actions"].float(), out["future"].float(), out["episode"], out["step"])
+
+
+@torch.no_grad()
+def rollout_windows(model, w: Windows, batch: int = 4096) -> torch.Tensor:
+    """Open-loop predictions of a model for every window: (E, W, H, D).
+
+    model: anything with ``rollout(start (N, D), actions (N, H, A)) -> (E, N, H, D)``; each window
+    starts from its own recorded state and replays its recorded actions, never corrected by
+    what really happened on the way.
+    """
+    parts = [model.rollout(w.start[i:i + batch], w.actions[i:i + batch]) for i in range(0, len(w), batch)]
+    return torch.cat(parts, dim=1).cpu()
+
+
+def members_mean(predicted: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    """An ensemble's prediction is the mean of its members: (E, ...) -> (...) when predicted has
+    one axis more than actual; anything else is returned as it is."""
+    return predicted.mean(dim=0) if predicted.ndim == actual.ndim + 1 else predicted
+
+
+def drift(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Root-mean-square error after k = 1..H open-loop steps, per component: (H, D).
+
+    predicted: (W, H, D), or (E, W, H, D) for an ensemble, whose prediction is the members' mean;
+    actual: (W, H, D). scale: optional (D,) divisor, so components in different units compare.
+    Row k-1 is the error after k steps; row 0 is the one-step error on the windows' starts.
+    """
+    predicted = members_mean(predicted, actual)
+    if predicted.shape != actual.shape or predicted.ndim != 3:
+        raise ValueError(f"drift: predicted {tuple(predicted.shape)} vs actual {tuple(actual.shape)}; "
+                         "expected (W, H, D) (or (E, W, H, D) predicted)")
+    error = predicted - actual
+    if scale is not None:
+        error = error / scale
+    return error.pow(2).mean(dim=0).sqrt()
+
+
+def window_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """How wrong each prediction is: the RMS over components of the (scaled) error.
+
+    actual: (..., D), e.g. (W, H, D) windows or (B, D) single steps; predicted: the same shape,
+    or with a leading ensemble axis (E, ..., D), whose mean is the prediction. Returns (...).
+    """
+    predicted = members_mean(predicted, actual)
+    if predicted.shape != actual.shape:
+        raise ValueError(f"window_error: predicted {tuple(predicted.shape)} vs actual {tuple(actual.shape)}")
+    error = predicted - actual
+    if scale is not None:
+        error = error / scale
+    return error.pow(2).mean(dim=-1).sqrt()
+
+
+# ------------------------------------------------------------------ calibration of disagreement
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Does a bigger predicted uncertainty go with a bigger actual error?
+
+    score, error: (bins,) the mean predicted disagreement and the mean actual error of each bin
+    (bins hold equal numbers of predictions, sorted by disagreement); count: (bins,);
+    spearman: the rank correlation of disagreement and error over all predictions (1: the
+    ranking by disagreement is exactly the ranking by error; 0: no relation); pvalue: its p-value.
+    """
+    score: torch.Tensor
+    error: torch.Tensor
+    count: torch.Tensor
+    spearman: float
+    pvalue: float
+
+
+def calibration(score: torch.Tensor, error: torch.Tensor, bins: int = 10) -> Calibration:
+    """Reliability of an uncertainty score: bin predictions by score, compare with actual error.
+
+    score, error: any shape, the same; one entry per prediction (e.g. (W, H) from
+    ``ensemble.disagreement`` and ``window_error``).
+    """
+    from scipy.stats import spearmanr
+
+    score, error = torch.as_tensor(score).flatten().double(), torch.as_tensor(error).flatten().double()
+    if score.shape != error.shape:
+        raise ValueError(f"calibration: {score.numel()} scores vs {error.numel()} errors")
+    if score.numel() < 2 * bins:
+        raise ValueError(f"calibration needs at least two predictions per bin: {score.numel()} for {bins} bins")
+    order = torch.argsort(score)
+    groups = torch.tensor_split(order, bins)
+    result = spearmanr(score.numpy(), error.numpy())
+    return Calibration(score=torch.stack([score[g].mean() for g in groups]),
+                       error=torch.stack([error[g].mean() for g in groups]),
+                       count=torch.tensor([len(g) for g in groups]),
+                       spearman=float(result.statistic), pvalue=float(result.pvalue))
+
+
+# ------------------------------------------------------------------ task success
+
+
+def task_success(env, policy, seeds, confidence: float = 0.95, **run_kwargs):
+    """Play one episode per seed with ``wmlib.control.run_episode``; (SuccessRate, outcomes).
+
+    policy: ``policy(state (D,)) -> action (A,)``; its ``reset()`` is called before each
+    episode when it has one (e.g. ``wmlib.planning.RecedingHorizon``). run_kwargs go to
+    ``run_episode`` (``start``, ``max_steps``). A success rate says nothing about prediction
+    error, and an error says nothing about success: measure both.
+    """
+    from wmlib.control import run_episode
+
+    outcomes = []
+    for seed in seeds:
+        if hasattr(policy, "reset"):
+            policy.reset()
+        outcomes.append(run_episode(env, policy, seed=int(seed), **run_kwargs))
+    return success_rate([o.success for o in outcomes], confidence), outcomes

@@ -3,15 +3,17 @@
     from wmlib import models
     encoder = models.ConvEncoder(out_dim=6)               # frames -> gripper and cube position
     dynamics = models.DeltaModel(state_dim=6, action_dim=4)  # (s_t, a_t) -> s_t+1
+    ensemble = models.EnsembleDeltaModel(6, 4, members=5)  # 5 of them as one tensor program
     history = models.fit(dynamics, train={...}, val={...}, seed=0)
 
 Everything here takes tensors on any device; build models under ``torch.manual_seed``
 and pass ``seed=`` to ``fit`` for runs that repeat exactly.
 """
 from wmlib.models.dynamics import MLP, DeltaModel
+from wmlib.models.ensemble import EnsembleDeltaModel, disagreement
 from wmlib.models.encoder import ConvEncoder, preprocess, spatial_soft_argmax
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.train import History, count_parameters, episode_split, fit
 
-__all__ = ["ConvEncoder", "DeltaModel", "History", "MLP", "Normaliser", "count_parameters", "episode_split", "fit",
+__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "disagreement", "History", "MLP", "Normaliser", "count_parameters", "episode_split", "fit",
            "preprocess", "spatial_soft_argmax"]

@@ -16,7 +16,17 @@ A candidate's total cost is its per-step costs summed over the horizon and avera
 the ensemble (``total_cost``). Everything is one tensor program over ``(E, N, H)``; the only
 loop over time steps is inside a model's ``rollout``.
 
-Planners return the best sequence found, ``(H, A)``. Run them every step, or through
+Three planners, each returning a plan ``(H, A)`` and each taking ``mean=``, a warm start
+``(H, A)`` (the previous plan shifted by the steps executed, as ``RecedingHorizon`` offers it):
+
+- ``random_shooting``: the cheapest of N uniform random sequences;
+- ``cem``: refit a Gaussian to the K cheapest samples, a few times (the cross-entropy method);
+- ``mppi``: a temperature-weighted average of Gaussian samples around a mean (model-predictive
+  path integral control): cheap samples get weight exp(-(cost - min cost) / temperature).
+
+``disagreement_penalty(cost, weight)`` wraps a cost so a planner pays for going where the
+ensemble members disagree (where the model has seen little data, and its predictions are
+guesses a planner would otherwise exploit). Run planners every step, or through
 ``RecedingHorizon``, which replans every ``k`` steps and executes the plan in between.
 """
 from __future__ import annotations
@@ -65,6 +75,34 @@ def total_cost(model: Model, cost: Cost, state: torch.Tensor, actions: torch.Ten
     if per_step.shape != states.shape[:3]:
         raise ValueError(f"cost returned shape {tuple(per_step.shape)}; expected (E, N, H) = {tuple(states.shape[:3])}")
     return per_step.sum(dim=2).mean(dim=0)
+
+
+def disagreement_penalty(cost: Cost, weight: float, scale=None) -> Cost:
+    """``cost`` plus ``weight`` times the ensemble's disagreement about each predicted state.
+
+    The disagreement of step t of candidate n is the standard deviation across the E members
+    of each predicted state component, divided by ``scale`` (D,) when given so that components
+    in different units weigh alike, averaged over D: the same number as
+    ``wmlib.models.ensemble.disagreement``. It is computed for all (N, H) at once, and the
+    penalised cost keeps the contract: (E, N, H, D), (N, H, A) -> (E, N, H), every member
+    paying the same penalty. A single model (E = 1) has no disagreement: the cost is unchanged.
+    """
+    if weight < 0:
+        raise ValueError(f"the disagreement weight must be at least 0, got {weight}")
+
+    def penalised(states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        base = cost(states, actions)  # (E, N, H)
+        if states.shape[0] < 2 or weight == 0:
+            return base
+        # the members' standard deviation, written out: torch.std over the leading dim is several
+        # times slower on the CPU than these three elementwise passes
+        e = states.shape[0]
+        spread = ((states - states.mean(dim=0)).square().sum(dim=0) / (e - 1)).sqrt()  # (N, H, D)
+        if scale is not None:
+            spread = spread / torch.as_tensor(scale, dtype=spread.dtype, device=spread.device)
+        return base + weight * spread.mean(dim=-1)  # (E, N, H) + (N, H)
+
+    return penalised
 
 
 def _check(horizon: int, num_samples: int) -> None:
@@ -129,18 +167,73 @@ def cem(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samp
     warm = _warm(mean, horizon, low)
     mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()  # (H, A)
     std = (init_std * span).expand(horizon, -1).clone()  # (H, A)
-    best, best_cost = mu, float("inf")
+    best, best_cost = mu, torch.full((), float("inf"), device=state.device)
     for _ in range(iterations):
         eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
         candidates = torch.clamp(mu + std * eps, low, high)  # (N, H, A)
         costs = total_cost(model, cost, state, candidates)  # (N,)
-        order = torch.argsort(costs)
-        if float(costs[order[0]]) < best_cost:
-            best, best_cost = candidates[order[0]], float(costs[order[0]])
-        elites = candidates[order[:num_elites]]  # (K, H, A)
+        elite_costs, order = torch.topk(costs, num_elites, largest=False)  # cheapest first
+        elites = candidates[order]  # (K, H, A)
+        better = elite_costs[0] < best_cost  # kept on the device: no wait for the answer here
+        best = torch.where(better, elites[0], best)
+        best_cost = torch.where(better, elite_costs[0], best_cost)
         mu = elites.mean(dim=0)
         std = torch.maximum(elites.std(dim=0, unbiased=False), min_std * span)
     return best
+
+
+def mppi_weights(costs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MPPI's weights of N candidates with total costs (N,): exp(-(cost - min) / temperature), summing to 1.
+
+    Subtracting the minimum changes nothing after normalising, but keeps exp() from
+    underflowing to 0/0. temperature -> 0 puts all the weight on the cheapest candidate
+    (the planner becomes random shooting's argmin); temperature -> inf weighs all alike
+    (the plain average of the samples, i.e. about the sampling mean).
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be above 0 (in cost units), got {temperature}")
+    if costs.ndim != 1:
+        raise ValueError(f"costs must be one total cost per candidate (N,), got shape {tuple(costs.shape)}")
+    return torch.softmax(-(costs - costs.min()) / temperature, dim=0)
+
+
+def mppi(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samples: int, low, high,
+         temperature: float = 0.1, iterations: int = 1, num_elites: int | None = None, mean=None,
+         init_std: float = 0.5, min_std: float = 0.05, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Model-predictive path integral control: the weighted average plan (H, A).
+
+    A Gaussian with mean mu and std sigma (H, A) proposes ``num_samples`` sequences, clipped to
+    [low, high]; the first is mu itself. Each gets the weight ``mppi_weights(costs, temperature)``
+    (only the ``num_elites`` cheapest, when given, as TD-MPC2 does), and mu and sigma become the
+    weighted mean and standard deviation of the samples; ``iterations`` times. Returns mu.
+    sigma starts at ``init_std * (high - low)`` and never falls below ``min_std * (high - low)``.
+    mean: warm start (H, A); without it the search starts at the middle of the bounds.
+    temperature is in cost units: about the cost difference at which a sample's weight falls by e.
+    """
+    low, high = bounds(low, high, device=state.device)
+    _check(horizon, num_samples)
+    if num_elites is not None and not 1 <= num_elites <= num_samples:
+        raise ValueError(f"num_elites must be between 1 and num_samples={num_samples}, got {num_elites}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be above 0 (in cost units), got {temperature}")
+    span = high - low  # (A,)
+    warm = _warm(mean, horizon, low)
+    mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()  # (H, A)
+    std = (init_std * span).expand(horizon, -1).clone()  # (H, A)
+    for _ in range(iterations):
+        eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
+        eps[0] = 0.0  # the current mean is always one of the candidates
+        candidates = torch.clamp(mu + std * eps, low, high)  # (N, H, A)
+        costs = total_cost(model, cost, state, candidates)  # (N,)
+        if num_elites is not None:
+            costs, order = torch.topk(costs, num_elites, largest=False)
+            candidates = candidates[order]  # (K, H, A)
+        w = mppi_weights(costs, temperature)[:, None, None]  # (N or K, 1, 1)
+        mu = (w * candidates).sum(dim=0)  # (H, A)
+        std = torch.maximum((w * (candidates - mu) ** 2).sum(dim=0).sqrt(), min_std * span)
+    return mu
 
 
 def shift(plan: torch.Tensor, steps: int) -> torch.Tensor:

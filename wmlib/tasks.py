@@ -58,13 +58,37 @@ def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04
     return cost
 
 
+def pull_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, clearance: float = 0.08):
+    """PullCube-v1 cost per state: cube-to-goal distance in the table plane, plus ``reach_weight``
+    times the gripper's distance to where it should be.
+
+    The goal lies between the robot and the cube, so the gripper starts on the wrong side: it must
+    get to the cube's far side (``behind`` metres beyond its centre, seen from the goal) without
+    knocking the cube away from the goal. Until it is there, it aims at that point raised to
+    ``clearance`` metres above the table (over the cube); once there, at the table height of a push.
+    Returns cost(states (..., D), actions) -> (...).
+    """
+    def cost(states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        tcp, cube, goal = positions(states, layout)
+        to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
+        direction = goal[..., :2] - cube[..., :2]
+        direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        beyond = ((cube[..., :2] - tcp[..., :2]) * direction).sum(dim=-1)  # how far past the cube's centre
+        point = push_point(cube, goal, behind, CUBE_HALF)
+        height = torch.where(beyond > behind - 0.01, point[..., 2], torch.full_like(point[..., 2], clearance))
+        target = torch.cat([point[..., :2], height[..., None]], dim=-1)
+        return to_goal + reach_weight * (tcp - target).norm(dim=-1)
+
+    return cost
+
+
 def cube_to_goal(states: torch.Tensor, layout: dict) -> torch.Tensor:
     """Distance (m) from the cube's centre to the goal in the table plane: (..., D) -> (...)."""
     _, cube, goal = positions(states, layout)
     return (cube[..., :2] - goal[..., :2]).norm(dim=-1)
 
 
-COSTS = {"PushCube-v1": push_cube_cost}
+COSTS = {"PushCube-v1": push_cube_cost, "PullCube-v1": pull_cube_cost}
 
 
 def cost_for(env_id: str, layout: dict, **weights):

@@ -8,47 +8,8 @@ import torch
 
 from wmlib import planning
 
-A_LOW, A_HIGH = -torch.ones(2), torch.ones(2)
-TARGET = torch.tensor([0.25, -0.15])
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-class PointModel:
-    """s_t+1 = s_t + gain_e * 0.1 * a_t, one gain per ensemble member; counts rollout calls."""
-
-    def __init__(self, gains=(1.0,)):
-        self.gains = torch.tensor(gains)
-        self.calls = 0
-
-    def rollout(self, state, actions):  # (D,), (N, H, A) -> (E, N, H, D)
-        self.calls += 1
-        moves = 0.1 * self.gains.to(state.device)[:, None, None, None] * actions[None]
-        return state + moves.cumsum(dim=2)
-
-
-def distance_cost(target):
-    def cost(states, actions):  # (E, N, H, D), (N, H, A) -> (E, N, H)
-        return (states - target.to(states.device)).norm(dim=-1)
-    return cost
-
-
-def plan_cost(plan, state=torch.zeros(2), model=None):
-    return float(planning.total_cost(model or PointModel(), distance_cost(TARGET), state, plan[None]))
-
-
-def chance_cost(n=256, horizon=6):
-    random_plans = torch.rand(n, horizon, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    return float(planning.total_cost(PointModel(), distance_cost(TARGET), torch.zeros(2), random_plans).mean())
-
-
-def best_possible_cost(horizon=6):
-    """Straight at the target at full speed (0.1 per step per axis), then stay: the optimum."""
-    best = torch.zeros(horizon, 2)
-    position = torch.zeros(2)
-    for t in range(horizon):
-        best[t] = torch.clamp((TARGET - position) / 0.1, -1, 1)
-        position = position + 0.1 * best[t]
-    return plan_cost(best)
+from planning_toys import (A_LOW, A_HIGH, DEVICES, TARGET, PointModel, best_possible_cost, chance_cost,
+                            distance_cost, plan_cost)
 
 
 def run_cem(model=None, seed=0, state=torch.zeros(2), **kw):

@@ -105,11 +105,15 @@ def disagreement_penalty(cost: Cost, weight: float, scale=None) -> Cost:
     return penalised
 
 
-def _check(horizon: int, num_samples: int) -> None:
+def _check(horizon: int, num_samples: int, iterations: int = 1, num_elites: int | None = None) -> None:
     if horizon < 1:
         raise ValueError(f"horizon must be at least 1, got {horizon}")
     if num_samples < 1:
         raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+    if num_elites is not None and not 1 <= num_elites <= num_samples:
+        raise ValueError(f"num_elites must be between 1 and num_samples={num_samples}, got {num_elites}")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
 
 
 def _warm(mean, horizon: int, low: torch.Tensor) -> torch.Tensor | None:
@@ -119,6 +123,16 @@ def _warm(mean, horizon: int, low: torch.Tensor) -> torch.Tensor | None:
     if mean.shape != (horizon, low.shape[0]):
         raise ValueError(f"warm-start mean must have shape (H, A) = {(horizon, low.shape[0])}, got {tuple(mean.shape)}")
     return mean
+
+
+def _search_start(mean, horizon: int, low: torch.Tensor, high: torch.Tensor,
+                  init_std: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sampling Gaussian's first mean and std, both (H, A): the warm start (clipped) or the
+    middle of the bounds, and ``init_std`` of the action range."""
+    warm = _warm(mean, horizon, low)
+    mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()
+    std = (init_std * (high - low)).expand(horizon, -1).clone()
+    return mu, std
 
 
 def _noise(shape, generator: torch.Generator | None, device, uniform: bool) -> torch.Tensor:
@@ -158,15 +172,9 @@ def cem(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samp
     mean: warm start (H, A); without it the search starts at the middle of the bounds.
     """
     low, high = bounds(low, high, device=state.device)
-    _check(horizon, num_samples)
-    if not 1 <= num_elites <= num_samples:
-        raise ValueError(f"num_elites must be between 1 and num_samples={num_samples}, got {num_elites}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    _check(horizon, num_samples, iterations, num_elites)
     span = high - low  # (A,)
-    warm = _warm(mean, horizon, low)
-    mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()  # (H, A)
-    std = (init_std * span).expand(horizon, -1).clone()  # (H, A)
+    mu, std = _search_start(mean, horizon, low, high, init_std)  # (H, A) each
     best, best_cost = mu, torch.full((), float("inf"), device=state.device)
     for _ in range(iterations):
         eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
@@ -211,17 +219,11 @@ def mppi(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_sam
     temperature is in cost units: about the cost difference at which a sample's weight falls by e.
     """
     low, high = bounds(low, high, device=state.device)
-    _check(horizon, num_samples)
-    if num_elites is not None and not 1 <= num_elites <= num_samples:
-        raise ValueError(f"num_elites must be between 1 and num_samples={num_samples}, got {num_elites}")
-    if iterations < 1:
-        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    _check(horizon, num_samples, iterations, num_elites)
     if not temperature > 0:
         raise ValueError(f"temperature must be above 0 (in cost units), got {temperature}")
     span = high - low  # (A,)
-    warm = _warm(mean, horizon, low)
-    mu = torch.clamp(warm, low, high) if warm is not None else ((low + high) / 2).expand(horizon, -1).clone()  # (H, A)
-    std = (init_std * span).expand(horizon, -1).clone()  # (H, A)
+    mu, std = _search_start(mean, horizon, low, high, init_std)  # (H, A) each
     for _ in range(iterations):
         eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
         eps[0] = 0.0  # the current mean is always one of the candidates

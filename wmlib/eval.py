@@ -57,6 +57,13 @@ def _normal_quantile(q: float) -> float:
     return float(torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(q, dtype=torch.float64)))
 
 
+def rms(error: torch.Tensor, scale: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """Root-mean-square of error (divided by scale (D,) when given) along dim."""
+    if scale is not None:
+        error = error / scale
+    return error.pow(2).mean(dim=dim).sqrt()
+
+
 def one_step_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """Per-component root-mean-square error of predicted next states.
 
@@ -65,10 +72,7 @@ def one_step_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.T
     """
     if predicted.shape != actual.shape:
         raise ValueError(f"one_step_error: predicted {tuple(predicted.shape)} vs actual {tuple(actual.shape)}")
-    error = predicted - actual
-    if scale is not None:
-        error = error / scale
-    return error.pow(2).mean(dim=0).sqrt()
+    return rms(predicted - actual, scale, dim=0)
 
 
 # ------------------------------------------------------------------ multi-step drift
@@ -153,10 +157,7 @@ def drift(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Tensor | N
     if predicted.shape != actual.shape or predicted.ndim != 3:
         raise ValueError(f"drift: predicted {tuple(predicted.shape)} vs actual {tuple(actual.shape)}; "
                          "expected (W, H, D) (or (E, W, H, D) predicted)")
-    error = predicted - actual
-    if scale is not None:
-        error = error / scale
-    return error.pow(2).mean(dim=0).sqrt()
+    return rms(predicted - actual, scale, dim=0)
 
 
 def window_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
@@ -168,10 +169,7 @@ def window_error(predicted: torch.Tensor, actual: torch.Tensor, scale: torch.Ten
     predicted = members_mean(predicted, actual)
     if predicted.shape != actual.shape:
         raise ValueError(f"window_error: predicted {tuple(predicted.shape)} vs actual {tuple(actual.shape)}")
-    error = predicted - actual
-    if scale is not None:
-        error = error / scale
-    return error.pow(2).mean(dim=-1).sqrt()
+    return rms(predicted - actual, scale, dim=-1)
 
 
 # ------------------------------------------------------------------ calibration of disagreement

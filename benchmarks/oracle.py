@@ -31,9 +31,9 @@ def interval(outcomes, seeds) -> dict:
             "failed_seeds": [s for s, ok in zip(seeds, outcomes) if not ok]}
 
 
-def planner_runs(env, sim, method: str, settings: dict, seeds) -> dict:
-    layout = env.state_layout
-    cost = tasks.push_cube_cost(layout)
+def planner_runs(env, sim, method: str, settings: dict, seeds, cost=None) -> dict:
+    """The simulator-as-model planner on each seed; ``cost`` defaults to the env's task cost."""
+    cost = cost or tasks.cost_for(env.unwrapped.spec.id, env.state_layout)
     space = env.unwrapped.single_action_space
     low, high = torch.as_tensor(space.low), torch.as_tensor(space.high)
     settings = dict(settings)

@@ -43,3 +43,13 @@ def test_the_cost_keeps_any_leading_shape_and_is_registered_for_pullcube():
     cost = tasks.cost_for("PullCube-v1", LAYOUT)
     states = state([0.0, 0.0, 0.1]).expand(3, 4, 5, 35)
     assert cost(states, None).shape == (3, 4, 5)
+
+
+def test_the_pull_cost_is_the_push_cost_with_a_clearance_and_push_without_one_ignores_height_rules():
+    states = torch.stack([state([x, y, z]) for x in (-0.1, 0.0, 0.09) for y in (0.0, 0.05) for z in (0.02, 0.1)])
+    pull = tasks.pull_cube_cost(LAYOUT, reach_weight=0.7, behind=0.05, clearance=0.09)
+    assert torch.allclose(pull(states), tasks.push_cube_cost(LAYOUT, 0.7, 0.05, clearance=0.09)(states))
+    push = tasks.push_cube_cost(LAYOUT, reach_weight=0.7, behind=0.05)        # no clearance: always the push point
+    tcp, cube, goal = tasks.positions(states, LAYOUT)
+    expected = (cube[:, :2] - goal[:, :2]).norm(dim=-1) + 0.7 * (tcp - tasks.push_point(cube, goal, 0.05)).norm(dim=-1)
+    assert torch.allclose(push(states), expected)

@@ -12,6 +12,7 @@ load TensorFlow or the simulator until a notebook asks for them:
 - ``wmlib.sim_model``  the simulator used as a perfect model, behind the same ``rollout``
 - ``wmlib.tasks``      task costs written on the state
 - ``wmlib.control``    running a policy for an episode
+- ``wmlib.model_based`` learn a model, plan with it, act, keep the episodes, learn again
 - ``wmlib.eval``       one-step error, drift, calibration, success rates with intervals
 - ``wmlib.viz``        figures and interactive widgets
 - ``wmlib.camera``     projecting the world into the camera image
@@ -26,7 +27,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, no start-up chatter
 
 __version__ = "0.1.0"
-SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control", "eval",
+SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control", "model_based", "eval",
               "viz", "camera", "selfcheck", "grading")
 __all__ = ["device", *SUBMODULES]
 

@@ -41,9 +41,29 @@ def push_point(cube: torch.Tensor, goal: torch.Tensor, behind: float = 0.04, hei
     return torch.cat([xy, torch.full_like(xy[..., :1], height)], dim=-1)
 
 
-def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, height: float = CUBE_HALF):
+def reach_target(tcp: torch.Tensor, cube: torch.Tensor, goal: torch.Tensor, behind: float = 0.04,
+                 height: float = CUBE_HALF, clearance: float | None = None) -> torch.Tensor:
+    """Where the gripper should head to push the cube towards the goal: (..., 3) each -> (..., 3).
+
+    The push point (``push_point``). With a ``clearance`` (metres above the table), the gripper
+    aims at the push point raised to that height until it is behind the cube, and only then at
+    the push point itself: it goes over the cube, never through it, and does not land in front of it.
+    """
+    point = push_point(cube, goal, behind, height)
+    if clearance is None:
+        return point
+    direction = goal[..., :2] - cube[..., :2]
+    direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    beyond = ((cube[..., :2] - tcp[..., :2]) * direction).sum(dim=-1)  # how far behind the cube's centre
+    height = torch.where(beyond > behind - 0.01, point[..., 2], torch.full_like(point[..., 2], clearance))
+    return torch.cat([point[..., :2], height[..., None]], dim=-1)
+
+
+def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, height: float = CUBE_HALF,
+                   clearance: float | None = None):
     """PushCube-v1 cost per state: cube-to-goal distance in the table plane, plus
-    ``reach_weight`` times the gripper's distance to the push point behind the cube.
+    ``reach_weight`` times the gripper's distance to where it should be (``reach_target``:
+    the push point behind the cube; with a ``clearance``, first the point above it).
 
     The first term is the task; the second tells a short-horizon planner how to get a
     grip on it: without it, every plan that does not touch the cube looks equally bad.
@@ -52,34 +72,21 @@ def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04
     def cost(states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
         tcp, cube, goal = positions(states, layout)
         to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
-        to_push_point = (tcp - push_point(cube, goal, behind, height)).norm(dim=-1)
-        return to_goal + reach_weight * to_push_point
+        to_target = (tcp - reach_target(tcp, cube, goal, behind, height, clearance)).norm(dim=-1)
+        return to_goal + reach_weight * to_target
 
     return cost
 
 
 def pull_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, clearance: float = 0.08):
-    """PullCube-v1 cost per state: cube-to-goal distance in the table plane, plus ``reach_weight``
-    times the gripper's distance to where it should be.
+    """PullCube-v1 cost per state: the push cost with the goal between the robot and the cube.
 
-    The goal lies between the robot and the cube, so the gripper starts on the wrong side: it must
-    get to the cube's far side (``behind`` metres beyond its centre, seen from the goal) without
-    knocking the cube away from the goal. Until it is there, it aims at that point raised to
-    ``clearance`` metres above the table (over the cube); once there, at the table height of a push.
+    The gripper starts on the wrong side: it must get to the cube's far side (``behind`` metres
+    beyond its centre, seen from the goal) without knocking the cube away from the goal, so it
+    travels at ``clearance`` metres above the table until it is there (``reach_target``).
     Returns cost(states (..., D), actions) -> (...).
     """
-    def cost(states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        tcp, cube, goal = positions(states, layout)
-        to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
-        direction = goal[..., :2] - cube[..., :2]
-        direction = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-6)
-        beyond = ((cube[..., :2] - tcp[..., :2]) * direction).sum(dim=-1)  # how far past the cube's centre
-        point = push_point(cube, goal, behind, CUBE_HALF)
-        height = torch.where(beyond > behind - 0.01, point[..., 2], torch.full_like(point[..., 2], clearance))
-        target = torch.cat([point[..., :2], height[..., None]], dim=-1)
-        return to_goal + reach_weight * (tcp - target).norm(dim=-1)
-
-    return cost
+    return push_cube_cost(layout, reach_weight, behind, clearance=clearance)
 
 
 def cube_to_goal(states: torch.Tensor, layout: dict) -> torch.Tensor:

@@ -126,5 +126,6 @@ def test_the_loop_turns_random_data_and_a_cost_into_a_controller_that_succeeds()
     learned = model_based.play(env, improved.model, point_cost, seeds, progress=False, **SMALL_PLANNER)
     random_policy = model_based.random_rows(env, seeds)            # the same starts, random actions
     assert sum(learned.successes) >= 8, learned.summary()
-    assert learned.summary()["trials"] == 10 and learned.failed_seeds == [s for s, ok in zip(seeds, learned.successes) if not ok]
+    assert learned.summary()["trials"] == 10
+    assert learned.failed_seeds == [s for s, ok in zip(seeds, learned.successes) if not ok]
     assert len(random_policy["state"]) > sum(o.steps for o in learned.outcomes)  # random play runs out of time

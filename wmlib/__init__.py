@@ -27,8 +27,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, no start-up chatter
 
 __version__ = "0.1.0"
-SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control", "model_based", "eval",
-              "viz", "camera", "selfcheck", "grading")
+SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control",
+              "model_based", "eval", "viz", "camera", "selfcheck", "grading")
 __all__ = ["device", *SUBMODULES]
 
 

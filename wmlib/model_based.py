@@ -144,7 +144,8 @@ class Played:
     def summary(self) -> dict:
         rate = success_rate(self.successes)
         return {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate, "ci95": [rate.low, rate.high],
-                "failed_seeds": self.failed_seeds, "decisions_per_second": self.decisions / max(self.planning_seconds, 1e-9),
+                "failed_seeds": self.failed_seeds,
+                "decisions_per_second": self.decisions / max(self.planning_seconds, 1e-9),
                 "mean_episode_steps": sum(o.steps for o in self.outcomes) / max(len(self.outcomes), 1)}
 
 

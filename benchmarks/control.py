@@ -17,10 +17,11 @@ training seed (``--seeds``): one lucky model proves little, so every run is repo
 Beside them, the chapter-2 oracle (the simulator itself as the model, random shooting H=4,
 N=12, replan every 2: ``benchmarks/oracle.py``) on the same seeds with the same cost.
 
-The task cost leads the gripper to the push point with weight ``--reach-weight`` (3, six times
-chapter 2's 0.5): the model predicts the gripper's own motion well and the cube's motion
-poorly away from contact, and a cost that leans on the cube term invites the planner to chase
-pushes the model only imagines (a gripper passing above the cube "moves" it).
+The task cost is ``tasks.cost_for(env, layout, learned_model=True)``: on PushCube it leads the
+gripper to the push point with weight 3 (``tasks.LEARNED_MODEL_WEIGHTS``), six times chapter 2's
+0.5: the model predicts the gripper's own motion well and the cube's motion poorly away from
+contact, and a cost that leans on the cube term invites the planner to chase pushes the model
+only imagines (a gripper passing above the cube "moves" it). ``--reach-weight`` overrides it.
 """
 import argparse
 import time
@@ -36,7 +37,6 @@ from wmlib.sim_model import ORACLE, SimulatorModel
 
 DATASETS = {"PushCube-v1": "push_cube", "PickCube-v1": "pick_cube"}
 EVAL_SEED, COLLECT_SEED, RANDOM_SEED = 5000, 2000, 1000
-REACH_WEIGHT = 3.0
 
 
 def main():
@@ -47,8 +47,9 @@ def main():
     parser.add_argument("--random-episodes", type=int, default=20, help="random episodes to start from (from scratch)")
     parser.add_argument("--eval", type=int, default=50, help="evaluation episodes (seeds 5000..)")
     parser.add_argument("--penalty", type=float, default=model_based.PENALTY, help="disagreement weight (0 = none)")
-    parser.add_argument("--reach-weight", type=float, default=REACH_WEIGHT,
-                        help="weight of the gripper's distance to where it should push, in the task cost")
+    parser.add_argument("--reach-weight", type=float, default=None,
+                        help="weight of the gripper's distance to where it should push, in the task cost "
+                             "(default: tasks.LEARNED_MODEL_WEIGHTS, else the cost's own)")
     parser.add_argument("--epochs", type=int, default=model_based.TRAINING["epochs"])
     parser.add_argument("--replan-every", type=int, default=model_based.REPLAN_EVERY)
     parser.add_argument("--seeds", default="0,10,20",
@@ -70,7 +71,8 @@ def main():
     else:
         rows = model_based.dataset_rows(data.default_path(DATASETS[args.env]), layout)
         source = f"the course dataset ({len(rows['state'])} transitions)"
-    cost = tasks.cost_for(args.env, layout, reach_weight=args.reach_weight)
+    weights = {} if args.reach_weight is None else {"reach_weight": args.reach_weight}
+    cost = tasks.cost_for(args.env, layout, learned_model=True, **weights)
     training = {"epochs": args.epochs}
     settings = {"replan_every": args.replan_every}
 
@@ -94,7 +96,7 @@ def main():
     pooled = success_rate(successes)
     print(f"all seeds: {pooled}")
     result = {"env_id": args.env, "start": source, "planner": {**model_based.PLANNER, **settings},
-              "disagreement_penalty": args.penalty, "reach_weight": args.reach_weight,
+              "disagreement_penalty": args.penalty, "cost_weights": {**tasks.LEARNED_MODEL_WEIGHTS.get(args.env, {}), **weights},
               "training": {**model_based.TRAINING, **training}, "eval_seeds": f"{eval_seeds[0]}-{eval_seeds[-1]}",
               "runs": runs, "pooled": {"successes": pooled.successes, "trials": pooled.trials, "rate": pooled.rate,
                                        "ci95": [pooled.low, pooled.high]},

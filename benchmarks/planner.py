@@ -18,7 +18,8 @@ over candidates; members stay batched), the same again with a loop over members 
 FLOP/s (measured before and after; fractions are of the faster). FLOPs count the ensemble's
 linear layers only (2 * in * out per member, row and layer, for E * N * H rows per iteration),
 so the fraction of the matmul's FLOP/s says how much of the machine a whole planning call
-(sampling, sorting, cost and all) turns into model evaluations.
+(sampling, sorting, cost and all) turns into model evaluations. The loops' own fractions bound
+any speed-up over them: a planner at 100% of the matmul is 1 / (loop's fraction) times the loop.
 Timings are the best of several repeats; the load average is recorded with them.
 """
 import argparse
@@ -186,7 +187,12 @@ def main():
         for entry in result.values():
             if isinstance(entry, dict) and "gflop_per_s" in entry:
                 entry["fraction_of_matmul"] = entry["gflop_per_s"] * 1e9 / roofline
-        print(f"{name}: {result['batched_planner']['fraction_of_matmul']:.0%} of the faster matmul measurement")
+        # a planner running at the matmul's full FLOP/s would be this many times the loop: the most any could gain
+        for loop in ("per_candidate_loop_planner", "per_member_and_candidate_loop_planner"):
+            result[f"ceiling_over_{loop}"] = 1 / result[loop]["fraction_of_matmul"]
+        print(f"{name}: {result['batched_planner']['fraction_of_matmul']:.0%} of the faster matmul measurement; "
+              f"a planner at 100% would be {result['ceiling_over_per_candidate_loop_planner']:.0f}x the per-candidate "
+              f"loop, {result['ceiling_over_per_member_and_candidate_loop_planner']:.0f}x the per-(member, candidate) loop")
     write("planner" if device.type == "cpu" else f"planner_{device.type}", {
         "device": str(device),
         "matmul_2048_fp32_gflop_per_s": matmul / 1e9,

@@ -114,3 +114,15 @@ def test_run_episode_stops_at_max_steps_and_when_the_policy_has_nothing_more(env
     assert empty.steps == 0 and empty.actions.shape == (0, 4) and empty.states.shape == (1, 35)
     timed_out = control.run_episode(env, lambda s: np.zeros(4, np.float32), seed=0)
     assert timed_out.steps == 50 and not timed_out.success  # the env's own time limit
+
+
+def test_the_learned_model_cost_uses_its_own_weights_and_explicit_weights_win():
+    states = torch.randn(6, 35)
+    assert tasks.LEARNED_MODEL_WEIGHTS["PushCube-v1"]["reach_weight"] != 0.5
+    learned = tasks.cost_for("PushCube-v1", LAYOUT, learned_model=True)
+    expected = tasks.push_cube_cost(LAYOUT, **tasks.LEARNED_MODEL_WEIGHTS["PushCube-v1"])
+    assert torch.allclose(learned(states), expected(states))
+    assert torch.allclose(tasks.cost_for("PushCube-v1", LAYOUT, learned_model=True, reach_weight=0.5)(states),
+                          tasks.push_cube_cost(LAYOUT)(states))
+    assert torch.allclose(tasks.cost_for("PullCube-v1", LAYOUT, learned_model=True)(states),
+                          tasks.pull_cube_cost(LAYOUT)(states))     # no special weights: the cost's own

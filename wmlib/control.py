@@ -43,6 +43,10 @@ def run_episode(env, policy: Callable, *, seed: int, start: Callable | None = No
     """Reset ``env`` with ``seed``, let ``start(env)`` change the initial state (optional), then
     act until the task succeeds, time runs out (the env's limit or ``max_steps``), or the policy
     returns None. Success is the simulator's own verdict after a step.
+
+    The same seed and policy give the same episode only after the same history: the physics
+    engine keeps a small memory of earlier contacts that ``reset`` does not clear, so an episode
+    can come out slightly differently when other episodes ran before it in this env.
     """
     env.reset(seed=seed)
     if start is not None:

@@ -96,7 +96,8 @@ def main():
     pooled = success_rate(successes)
     print(f"all seeds: {pooled}")
     result = {"env_id": args.env, "start": source, "planner": {**model_based.PLANNER, **settings},
-              "disagreement_penalty": args.penalty, "cost_weights": {**tasks.LEARNED_MODEL_WEIGHTS.get(args.env, {}), **weights},
+              "disagreement_penalty": args.penalty,
+              "cost_weights": {**tasks.LEARNED_MODEL_WEIGHTS.get(args.env, {}), **weights},
               "training": {**model_based.TRAINING, **training}, "eval_seeds": f"{eval_seeds[0]}-{eval_seeds[-1]}",
               "runs": runs, "pooled": {"successes": pooled.successes, "trials": pooled.trials, "rate": pooled.rate,
                                        "ci95": [pooled.low, pooled.high]},

@@ -3,8 +3,10 @@
 The loop of chapter 5, with every step a small function:
 
     rows = model_based.dataset_rows(path, layout)          # or random_rows(env, seeds) for a new task
-    model, rows, rounds = model_based.improve(env, task_cost, rows, rounds=3, episodes=10)
-    controller = model_based.controller(model, penalised_cost, env)
+    improved = model_based.improve(env, task_cost, rows, rounds=3, episodes=10)   # .model .rows .rounds
+    cost = model_based.penalised(task_cost, improved.rows)  # + disagreement, as the loop plans
+    played = model_based.play(env, improved.model, cost, seeds=range(5000, 5050))
+    played.summary()                                        # success rate, interval, failed seeds
 
 *Rows* are a dict of transition tensors: ``state`` (N, D), ``action`` (N, A), ``next_state``
 (N, D) and ``episode`` (N,), the episode each row comes from. Nothing here names a task: the

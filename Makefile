@@ -10,17 +10,22 @@ PIP_ARGS ?=
 LAB_ARGS ?=
 # Extra arguments for pytest, e.g. TEST_ARGS="-k envs -x"
 TEST_ARGS ?=
+# Test workers: one per core. Each chapter's notebook runs once, on one worker, with its checks.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --no-loadscope-reorder
 # Jupyter refuses to run as root unless told; containers and CI often are root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system browser venv lab test dataset fixture release grade book book-instructor book-screenshots
+.PHONY: help setup system browser venv lab test test-fast lint dataset fixture release grade book book-instructor book-screenshots
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab      set up everything, then open JupyterLab on course/"
-	@echo "make test     set up everything, then run every test"
+	@echo "make test     set up everything, then run every test (JOBS=N workers, default: one per core)"
+	@echo "make test-fast  the linter and every test that executes no notebook and starts no simulator"
+	@echo "make lint     ruff on the whole tree"
 	@echo "make setup    only the set-up: system packages where missing (Vulkan driver, libGL, bubblewrap) and .venv"
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
@@ -48,7 +53,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || { echo "[setup] creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	@echo "[setup] installing wmlib and its pinned stack into $(VENV) (first time: a few minutes)"
 	@$(BIN)/python -m pip install -q --upgrade pip
-	@$(BIN)/python -m pip install -q $(PIP_ARGS) -e '.[hardware,book]'
+	@$(BIN)/python -m pip install -q $(PIP_ARGS) -e '.[hardware,book,test]'
 	@$(BIN)/python -m pip check
 	@touch $@
 
@@ -91,6 +96,12 @@ book-screenshots: book book-instructor browser
 	@$(BIN)/python book/screenshots.py book/_build/student/_build/html
 	@$(BIN)/python book/screenshots.py book/_build/instructor/_build/html
 
-# The solution notebooks run under nbval (they need the default dataset).
-test: setup dataset browser
-	@$(BIN)/python -m pytest tests solutions $(TEST_ARGS)
+lint: setup
+	@$(BIN)/ruff check .
+
+# Every solution notebook is executed once, by tests/test_notebooks.py (it needs the default dataset).
+test: setup dataset browser lint
+	@$(PYTEST) tests $(TEST_ARGS)
+
+test-fast: setup lint
+	@$(PYTEST) -m "not slow" tests $(TEST_ARGS)

@@ -3,6 +3,8 @@ import json
 import os
 import pathlib
 import platform
+import shlex
+import sys
 import time
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
@@ -25,7 +27,9 @@ def write(name: str, result: dict, out: str | None = None) -> pathlib.Path:
     """Print the result and write it as JSON to benchmarks/results/<name>.json (or out)."""
     path = pathlib.Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **result}
+    command = shlex.join(["python", f"benchmarks/{pathlib.Path(sys.argv[0]).name}", *sys.argv[1:]])
+    result = {"benchmark": name, "command": command, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "machine": machine(), **result}
     path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     print(f"wrote {path}")

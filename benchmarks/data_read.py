@@ -78,7 +78,8 @@ def main():
                [("wmlib", via_wmlib), ("tfds_direct", via_tfds_direct), ("rlds_windows", via_rlds_windows)]}
     assert len({r["transitions"] for r in results.values()}) == 1, "the readers disagree on the transitions"
     write("data_read", {"dataset": str(path), "batch_size": BATCH, "target_steps_per_s": 20_000,
-                        "speedup_over_tfds_direct": results["wmlib"]["steps_per_s"] / results["tfds_direct"]["steps_per_s"],
+                        "speedup_over_tfds_direct": (results["wmlib"]["steps_per_s"]
+                                                     / results["tfds_direct"]["steps_per_s"]),
                         "readers": results}, args.out)
 
 

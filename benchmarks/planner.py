@@ -88,7 +88,8 @@ class OneMemberAtATime:
         self.members = []
         for e in range(model.members):
             one = EnsembleDeltaModel(model.state_dim, model.action_dim, members=1,
-                                     hidden=tuple(m.weight.shape[2] for m in model.net if isinstance(m, EnsembleLinear))[:-1])
+                                     hidden=tuple(m.weight.shape[2] for m in model.net
+                                                  if isinstance(m, EnsembleLinear))[:-1])
             one.load_state_dict({k: (v[e:e + 1] if k.startswith("net.") else v) for k, v in model.state_dict().items()})
             self.members.append(one.to(model.device))
 
@@ -158,7 +159,8 @@ def measure(name: str, shape: dict, device: torch.device, repeats: int, matmul: 
               "speedup_over_loop": loop / batched, "speedup_over_member_and_candidate_loop": member_loop / batched,
               "rollouts_alone_fraction_of_plan_time": rollout_only / batched}
     print(f"{name}: {1 / batched:.1f} plans/s, {flops / batched / 1e9:.1f} GFLOP/s = "
-          f"{flops / batched / matmul:.0%} of the first matmul measurement, {loop / batched:.0f}x the per-candidate loop, "
+          f"{flops / batched / matmul:.0%} of the first matmul measurement, "
+          f"{loop / batched:.0f}x the per-candidate loop, "
           f"{member_loop / batched:.0f}x the per-(member, candidate) loop")
     return result
 
@@ -192,7 +194,8 @@ def main():
             result[f"ceiling_over_{loop}"] = 1 / result[loop]["fraction_of_matmul"]
         print(f"{name}: {result['batched_planner']['fraction_of_matmul']:.0%} of the faster matmul measurement; "
               f"a planner at 100% would be {result['ceiling_over_per_candidate_loop_planner']:.0f}x the per-candidate "
-              f"loop, {result['ceiling_over_per_member_and_candidate_loop_planner']:.0f}x the per-(member, candidate) loop")
+              f"loop, {result['ceiling_over_per_member_and_candidate_loop_planner']:.0f}x "
+              "the per-(member, candidate) loop")
     write("planner" if device.type == "cpu" else f"planner_{device.type}", {
         "device": str(device),
         "matmul_2048_fp32_gflop_per_s": matmul / 1e9,

@@ -21,6 +21,8 @@ import nbformat
 import yaml
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
+from wmlib.grading import cells
+
 BOOK = pathlib.Path(__file__).resolve().parent
 REPO = BOOK.parent
 SOLUTIONS = REPO / "solutions"
@@ -42,9 +44,9 @@ def student_view(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb, resources = ClearSolutions(enforce_metadata=True).preprocess(nb, resources)
     nb, resources = ClearHiddenTests(enforce_metadata=True).preprocess(nb, resources)
     for cell in nb.cells:
-        grading = cell.metadata.pop("nbgrader", {})
-        if cell.cell_type == "code" and (grading.get("solution") or grading.get("grade")):
+        if cells.kind(cell) in ("answer", "test"):       # their outputs came from the solution
             cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("nbgrader", None)
     return nb
 
 

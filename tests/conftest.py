@@ -1,10 +1,32 @@
+import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Chapters run in parallel, one per core (`make test` uses pytest-xdist): each worker trains and
+# plans on one thread, as each notebook would on a student's small CPU.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+# Work units for the workers, heaviest first, so that two workers finish at about the same time.
+# A unit is one chapter's notebook checks (they share one execution) or one test module (they
+# share its module-scoped fixtures); the order never changes what a test checks.
+HEAVY_FIRST = ("chapter:05", "chapter:04", "chapter:03", "grading", "chapter:02", "test_book.py", "chapter:01")
+# Graders run their sandboxed kernels as one user id and end that user's stray processes between
+# submissions, so two grading runs at once would end each other's kernels: one unit, one worker.
+ONE_GRADER_AT_A_TIME = {"test_grading.py", "test_grading_chapter.py"}
+
+# `make test-fast` leaves out every test marked slow: those of these modules, and any test that
+# uses a chapter's execution or a simulator (the `env` fixtures).
+SLOW_MODULES = {"test_envs.py", "test_collect.py", "test_sim_model.py", "test_book.py", "test_grading.py",
+                "test_grading_chapter.py", "test_selfcheck.py", "test_setup.py"}
+SLOW_FIXTURES = {"chapter_run", "env"}
 
 
 def run_python(code: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -17,3 +39,60 @@ def run_python(code: str, env: dict | None = None, timeout: float = 300) -> subp
 @pytest.fixture
 def repo() -> pathlib.Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def chapter_run():
+    """chapter -> its ChapterRun: each solution notebook is executed once per session and its
+    kernel kept while that chapter's checks run (then shut down when the next chapter starts)."""
+    from notebook_run import ChapterRun
+
+    live = {}
+
+    def get(chapter: str) -> ChapterRun:
+        if chapter not in live:
+            for other in list(live):
+                live.pop(other).close()
+            live[chapter] = ChapterRun(chapter)
+        return live[chapter]
+
+    yield get
+    for run in live.values():
+        run.close()
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of work a test belongs to: its chapter (tests of test_notebooks.py parametrized by
+    a chapter share that chapter's execution), "grading", or its module."""
+    path, _, rest = nodeid.partition("::")
+    module = path.rsplit("/", 1)[-1]
+    chapter = re.search(r"\[(\d\d)_", rest)
+    if module == "test_notebooks.py" and chapter:
+        return f"chapter:{chapter.group(1)}"
+    return "grading" if module in ONE_GRADER_AT_A_TIME else module
+
+
+@pytest.hookimpl(optionalhook=True)      # a hook of pytest-xdist: no error when it is not installed
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist hands whole work units to its workers (each unit runs on one worker, in order)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark the slow tests and put each work unit's tests together, the heavy units first."""
+    rank = {unit: i for i, unit in enumerate(HEAVY_FIRST)}
+    position = {id(item): i for i, item in enumerate(items)}
+    first_seen = {}
+    for item in items:
+        first_seen.setdefault(work_unit(item.nodeid), len(first_seen))
+        if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: (rank.get(work_unit(item.nodeid), len(rank)), first_seen[work_unit(item.nodeid)],
+                                 position[id(item)]))

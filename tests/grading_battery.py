@@ -1,35 +1,161 @@
 """Submissions for the grader's tests: honest ones, and known ways to beat a naive autograder.
 
-Each case is built from the released student notebook of chapter 1, with the
-solutions filled in (honest) and then one attack applied. ``expected`` is the score
-the grader must give and ``flag`` a phrase its integrity report must contain.
+The hostile cases are graded against a tiny synthetic assignment, ``tiny``, with the shape of
+chapter 1 (a locked set-up cell tagged "setup", four exercises worth 4, 3, 2 and 3 points with
+visible and hidden tests, a self-check cell). nbgrader itself releases it into a temporary course
+folder, so a submission takes seconds. Each case starts from the honest answers and applies one
+attack. ``expected`` is the score the grader must give and ``flag`` a phrase its integrity report
+must contain. ``write_chapter_layouts`` builds real chapter-1 submissions, one per accepted layout.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
+import pathlib
 import re
+import subprocess
+import sys
 import zipfile
 
 import nbformat
 
 from conftest import REPO
+from wmlib.grading import cells
 
+TINY = "tiny"
 CHAPTER = "01_episodes"
 POINTS = {"ex1_validator_tests": 4, "ex2_transitions_tests": 3, "ex3_wam_tests": 2, "ex4_pyramid_tests": 3}
 FULL = sum(POINTS.values())
+NBGRADER = pathlib.Path(sys.executable).parent / "nbgrader"
+
+SETUP = """import numpy as np
+from wmlib.grading.checks import same, same_array
 
 
-def honest() -> nbformat.NotebookNode:
-    source = nbformat.read(REPO / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
-    student = nbformat.read(REPO / "course" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+class Episode:
+    def __init__(self, n, offset):
+        self.steps = {"observation/state": offset + np.arange(2 * n, dtype=np.float32).reshape(n, 2),
+                      "action": offset + np.arange(n, dtype=np.float32)[:, None],
+                      "reward": np.zeros(n, np.float32), "is_first": np.arange(n) == 0,
+                      "is_last": np.arange(n) == n - 1}
+
+
+push = [Episode(n, 10 * i) for i, n in enumerate((3, 4, 5, 2))]
+print(len(push), "episodes")"""
+
+EX1 = """REQUIRED = ("observation/state", "action", "reward", "is_first", "is_last")
+
+
+def find_problem(steps, action_low, action_high):
+    \"\"\"The first problem as (field, kind), or None.\"\"\"
+    ### BEGIN SOLUTION
+    for name in REQUIRED:
+        if name not in steps:
+            return (name, "missing")
+    if not steps["is_first"][0]:
+        return ("is_first", "is_first")
+    if ((steps["action"][:-1] < action_low) | (steps["action"][:-1] > action_high)).any():
+        return ("action", "range")
+    return None
+    ### END SOLUTION"""
+
+EX1_TESTS = """clean = push[0].steps
+same(find_problem(clean, -50, 50), None)
+same(find_problem({k: v for k, v in clean.items() if k != "reward"}, -50, 50), ("reward", "missing"))
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+late = dict(clean, is_first=np.zeros(3, bool))
+same(find_problem(late, -50, 50), ("is_first", "is_first"))
+same(find_problem(clean, -50, 0.5), ("action", "range"))  # the secret range check
+### END HIDDEN TESTS"""
+
+EX2 = """def make_transitions(episodes, key="observation/state"):
+    \"\"\"(obs, act, next_obs) within each episode.\"\"\"
+    ### BEGIN SOLUTION
+    obs = [e.steps[key][:-1] for e in episodes]
+    act = [e.steps["action"][:-1] for e in episodes]
+    nxt = [e.steps[key][1:] for e in episodes]
+    return np.concatenate(obs), np.concatenate(act), np.concatenate(nxt)
+    ### END SOLUTION"""
+
+EX2_TESTS = """obs, act, nxt = make_transitions(push[:1])
+same_array(nxt, push[0].steps["observation/state"][1:])
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+obs, act, nxt = make_transitions(push[1:3])
+both = [push[1].steps, push[2].steps]
+same_array(obs, np.concatenate([s["observation/state"][:-1] for s in both]))
+import numpy.testing
+numpy.testing.assert_array_equal(act, np.concatenate([s["action"][:-1] for s in both]))
+### END HIDDEN TESTS"""
+
+EX3 = """def next_actions(episode):
+    \"\"\"Each real action with the one after it: (a_t, a_t+1), t = 0 .. T-2.\"\"\"
+    ### BEGIN SOLUTION
+    actions = episode.steps["action"][:-1]
+    return actions[:-1], actions[1:]
+    ### END SOLUTION"""
+
+EX3_TESTS = """now, then = next_actions(push[1])
+same_array(now, push[1].steps["action"][:2])
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+now, then = next_actions(push[2])
+same_array(then, push[2].steps["action"][1:4])
+### END HIDDEN TESTS"""
+
+EX4 = """def length_table(episodes):
+    \"\"\"number of actions -> number of episodes.\"\"\"
+    ### BEGIN SOLUTION
+    table = {}
+    for e in episodes:
+        n = len(e.steps["action"]) - 1
+        table[n] = table.get(n, 0) + 1
+    return table
+    ### END SOLUTION"""
+
+EX4_TESTS = """same(length_table(push), {2: 1, 3: 1, 4: 1, 1: 1})
+print("visible tests passed")
+### BEGIN HIDDEN TESTS
+same(length_table(push[:2] * 2), {2: 2, 3: 2})
+### END HIDDEN TESTS"""
+
+TINY_CELLS = [  # (grade_id, kind, source, points)
+    ("setup", "locked", SETUP, 0),
+    ("ex1_validator", "answer", EX1, 0), ("ex1_validator_tests", "test", EX1_TESTS, 4),
+    ("ex2_transitions", "answer", EX2, 0), ("ex2_transitions_tests", "test", EX2_TESTS, 3),
+    ("ex3_wam", "answer", EX3, 0), ("ex3_wam_tests", "test", EX3_TESTS, 2),
+    ("ex4_pyramid", "answer", EX4, 0), ("ex4_pyramid_tests", "test", EX4_TESTS, 3),
+    ("selfcheck", "locked", "from wmlib.selfcheck import selfcheck\nselfcheck()", 0),
+]
+
+
+def tiny_cell(gid, kind, source, points):
+    meta = {"grade": kind == "test", "grade_id": gid, "locked": kind != "answer", "schema_version": 3,
+            "solution": kind == "answer", "task": False, **({"points": points} if kind == "test" else {})}
+    return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta, "tags": ["setup"] if gid == "setup" else []})
+
+
+def write_tiny_course(root: pathlib.Path) -> pathlib.Path:
+    """root/solutions/tiny/tiny.ipynb, and its release root/course/tiny/tiny.ipynb made by nbgrader."""
+    nb = nbformat.v4.new_notebook(cells=[tiny_cell(*spec) for spec in TINY_CELLS], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    write(nb, root / "solutions" / TINY / f"{TINY}.ipynb")
+    subprocess.run([str(NBGRADER), "generate_assignment", TINY, "--force", "--no-db",
+                    f"--CourseDirectory.root={root}", "--CourseDirectory.source_directory=solutions",
+                    "--CourseDirectory.release_directory=course", "--log-level=ERROR"],
+                   cwd=root, check=True, capture_output=True)
+    return root
+
+
+def honest(course: pathlib.Path = REPO, assignment: str = CHAPTER) -> nbformat.NotebookNode:
+    """The released notebook with the instructors' answers typed in, as an honest student would."""
+    source = nbformat.read(course / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    student = nbformat.read(course / "course" / assignment / f"{assignment}.ipynb", as_version=4)
+    answers = {cells.grade_id(c): c.source for c in source.cells if cells.kind(c) in ("answer", "written")}
     for cell in student.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in answers:
-            cell.source = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n", "", answers[gid], flags=re.M)
+        if cells.grade_id(cell) in answers:
+            cell.source = re.sub(r"^[ \t]*### (BEGIN|END) SOLUTION\n", "", answers[cells.grade_id(cell)], flags=re.M)
     return student
 
 
@@ -76,7 +202,8 @@ def attack_cases(grades_dir: str, port: int) -> list[Case]:
         Case("membomb", 9, None, lambda nb: prepend(nb, "ex2_transitions",
                                                     "hoard = [bytearray(1 << 30) for _ in range(64)]")),
         Case("forkbomb", FULL, None, lambda nb: add_after(nb, "ex1_validator", (
-            "import os, time\nfor _ in range(100000):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+            "import os, time\nfor _ in range(100000):\n    try:\n        pid = os.fork()\n"
+            "    except OSError:\n        break\n"
             "    if pid == 0:\n        time.sleep(3600)\n        os._exit(0)"))),
         Case("chatty", FULL, None, lambda nb: add_after(nb, "ex1_validator", "print('x' * (100 << 20))")),
         Case("network", FULL, None, lambda nb: add_after(nb, "ex1_validator", (
@@ -92,13 +219,15 @@ def attack_cases(grades_dir: str, port: int) -> list[Case]:
         Case("forged_checksum", FULL, "edited locked cell", forge_checksum),
         Case("reads_solutions", 8, None, lambda nb: cell_of(nb, "ex1_validator").__setitem__("source", (
             "import json, glob\nREQUIRED = ('observation/state', 'action', 'reward', 'is_first', 'is_last')\n"
-            "found = [p for root in ('/work', '/root', '/home', '/tmp', '/srv') for pattern in ('/**/solutions/**/*.ipynb', '/**/grades.csv', '/**/gradebook*')\n"
+            "found = [p for root in ('/work', '/root', '/home', '/tmp', '/srv')\n"
+            "         for pattern in ('/**/solutions/**/*.ipynb', '/**/grades.csv', '/**/gradebook*')\n"
             "         for p in glob.glob(root + pattern, recursive=True)]\n"
             "print('found', found)\n"
             "for path in found:\n    exec(open(path).read())\n"
             "def find_problem(steps, action_low, action_high):\n    return None"))),
         Case("writes_gradebook", FULL, None, lambda nb: add_after(nb, "ex1_validator", (
-            "import pathlib\nfor target in [%r, %r]:\n    try:\n        pathlib.Path(target).write_text('mallory,01_episodes,999')\n"
+            "import pathlib\nfor target in [%r, %r]:\n    try:\n"
+            "        pathlib.Path(target).write_text('mallory,01_episodes,999')\n"
             "        print('wrote', target)\n    except OSError as err:\n        print('refused:', err)"
             % (f"{grades_dir}/grades.csv", str(REPO / "wmlib" / "pwned.txt"))))),
         Case("patched_asserts", 4, "altered", lambda nb: cell_of(nb, "ex2_transitions").__setitem__("source", (
@@ -125,26 +254,41 @@ def forge_checksum(nb):
     setup.metadata["nbgrader"]["checksum"] = compute_checksum(setup)
 
 
-def write_battery(folder, grades_dir: str, port: int, honest_students=("ann", "ben", "cat", "dan", "eve")):
-    """Write every case in nbgrader's layout, the honest ones too, plus two downloaded-file layouts."""
+def write(nb, path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def write_battery(folder, course: pathlib.Path, grades_dir: str, port: int,
+                  honest_students=("ann", "ben", "cat", "dan", "eve")) -> dict:
+    """Every case of the tiny assignment in nbgrader's layout, the honest ones too, plus the two
+    downloaded-file layouts and an unreadable file. Returns student -> (score, flag)."""
     cases = attack_cases(grades_dir, port)
-    base = honest()
+    base = honest(course, TINY)
     for case in cases:
         nb = copy.deepcopy(base)
         case.build(nb)
-        path = folder / case.student / CHAPTER / f"{CHAPTER}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, path)
+        write(nb, folder / case.student / TINY / f"{TINY}.ipynb")
     for student in honest_students:
-        path = folder / student / CHAPTER / f"{CHAPTER}.ipynb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(copy.deepcopy(base), path)
-    # downloaded files: a loose notebook and a zip, student id before the first "_"
-    nbformat.write(copy.deepcopy(base), folder / f"fay_attempt2_{CHAPTER}.ipynb")
-    with zipfile.ZipFile(folder / f"gus_{CHAPTER}.zip", "w") as archive:
-        archive.writestr(f"{CHAPTER}.ipynb", nbformat.writes(copy.deepcopy(base)))
-    (folder / f"hal_{CHAPTER}.ipynb").write_text("{ this is not json")
+        write(copy.deepcopy(base), folder / student / TINY / f"{TINY}.ipynb")
+    write_downloads(folder, base, TINY)
+    (folder / f"hal_{TINY}.ipynb").write_text("{ this is not json")
     expected = {c.student: (c.expected, c.flag) for c in cases}
     expected.update({s: (FULL, None) for s in (*honest_students, "fay", "gus")})
     expected["hal"] = (0, "unreadable notebook")
     return expected
+
+
+def write_downloads(folder, nb, assignment: str) -> None:
+    """Downloaded files: a loose notebook (fay) and a zip (gus), student id before the first "_"."""
+    write(copy.deepcopy(nb), folder / f"fay_attempt2_{assignment}.ipynb")
+    with zipfile.ZipFile(folder / f"gus_{assignment}.zip", "w") as archive:
+        archive.writestr(f"{assignment}.ipynb", nbformat.writes(copy.deepcopy(nb)))
+
+
+def write_chapter_layouts(folder) -> dict:
+    """One honest chapter-1 submission per accepted layout: folder (ann), loose file (fay), zip (gus)."""
+    base = honest(REPO, CHAPTER)
+    write(copy.deepcopy(base), folder / "ann" / CHAPTER / f"{CHAPTER}.ipynb")
+    write_downloads(folder, base, CHAPTER)
+    return {student: (FULL, None) for student in ("ann", "fay", "gus")}

@@ -54,7 +54,8 @@ REWARD = {"reward": S(np.float32), "discount": S(np.float32)}
 def fractal(folder):
     """RT-1 (fractal20220817_data): dict actions, relative gripper (+1 close, -1 open, 0 hold)."""
     step_features = {
-        "observation": {"image": tfds.features.Image(shape=IMG), "base_pose_tool_reached": T(shape=(7,), dtype=np.float32),
+        "observation": {"image": tfds.features.Image(shape=IMG),
+                        "base_pose_tool_reached": T(shape=(7,), dtype=np.float32),
                         "natural_language_instruction": tfds.features.Text(),
                         "natural_language_embedding": T(shape=(512,), dtype=np.float32)},
         "action": {"world_vector": T(shape=(3,), dtype=np.float32), "rotation_delta": T(shape=(3,), dtype=np.float32),
@@ -68,7 +69,8 @@ def fractal(folder):
     n = len(gripper)
     steps = [{
         "observation": {"image": image(), "base_pose_tool_reached": np.r_[0.1 * t, 0, 0, 0, 0, 0, 1].astype(np.float32),
-                        "natural_language_instruction": "pick coke can", "natural_language_embedding": np.zeros(512, np.float32)},
+                        "natural_language_instruction": "pick coke can",
+                        "natural_language_embedding": np.zeros(512, np.float32)},
         "action": {"world_vector": np.array([0.01 * t, 0, 0], np.float32), "rotation_delta": np.zeros(3, np.float32),
                    "gripper_closedness_action": np.array([gripper[t]], np.float32),
                    "base_displacement_vector": np.zeros(2, np.float32),
@@ -91,7 +93,8 @@ def bridge(folder):
     for e, (n, yaw_step) in enumerate([(5, 0.1), (4, 3.0)]):  # the second crosses +-pi in yaw
         states = [np.r_[0.02 * t, 0.01 * e, 0.1, 0, 0, np.angle(np.exp(1j * yaw_step * t)), 1].astype(np.float32)
                   for t in range(n)]
-        steps = [{"observation": {"image": image(), "state": states[t], "natural_language_instruction": "put spoon in pot"},
+        steps = [{"observation": {"image": image(), "state": states[t],
+                                  "natural_language_instruction": "put spoon in pot"},
                   "action": {"world_vector": np.full(3, 9.0, np.float32), "rotation_delta": np.zeros(3, np.float32),
                              "open_gripper": t < 2, "terminate_episode": 0.0},
                   "reward": 0.0, "discount": 1.0, **flags(n, terminal=False)[t]} for t in range(n)]

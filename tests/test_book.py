@@ -11,6 +11,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
+from wmlib.grading import cells
 
 sys.path.insert(0, str(REPO / "book"))
 import build as book  # noqa: E402
@@ -71,19 +72,8 @@ def secret_lines(chapter: str) -> list[str]:
     """Lines of the solutions and hidden tests that the student notebook does not contain."""
     source = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
     student = "\n".join(c.source for c in nbformat.read(COURSE / chapter / f"{chapter}.ipynb", as_version=4).cells)
-    secret, inside = [], False
-    for cell in source.cells:
-        grading = cell.metadata.get("nbgrader", {})
-        whole_cell = cell.cell_type == "markdown" and grading.get("solution")   # a written answer
-        for line in cell.source.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("### BEGIN"):
-                inside = True
-            elif stripped.startswith("### END"):
-                inside = False
-            elif (inside or whole_cell) and len(stripped) > 12 and stripped not in student:
-                secret.append(squash(stripped))
-    return secret
+    return [squash(line) for cell in source.cells for line in cells.secret_lines(cell)
+            if len(line.strip()) > 12 and line.strip() not in student]
 
 
 def result_snippets(chapter: str) -> list[str]:
@@ -117,7 +107,7 @@ def test_every_chapter_is_in_the_site(sites):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_student_site_has_no_solution_and_no_hidden_test(sites, chapter):
     text = site_text(sites["student"])
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+    for marker in cells.MARKERS:
         assert marker not in text
     secrets = secret_lines(chapter)
     assert len(secrets) >= 5, "too few solution lines to make this check meaningful"

@@ -53,7 +53,8 @@ def test_rgb_mode_gives_images_and_proprio(env_id):
     assert set(obs) == {"state", "rgb"}
     assert obs["rgb"].dtype == torch.uint8 and obs["rgb"].shape == (1, 128, 128, 3)
     assert obs["rgb"].float().std() > 5, "the rendered image is blank"
-    assert obs["state"].dtype == torch.float32 and obs["state"].shape[1] == max(s.stop for s in env.state_layout.values())
+    assert (obs["state"].dtype == torch.float32
+            and obs["state"].shape[1] == max(s.stop for s in env.state_layout.values()))
     assert "extra/obj_pose" not in env.state_layout  # pixels mode does not leak the cube's true pose
 
 

@@ -1,4 +1,7 @@
-"""`make grade` on a class of honest and hostile submissions: every grade right, the gradebook intact."""
+"""`make grade` on a class of honest and hostile submissions: every grade right, the gradebook intact.
+
+The hostile cases are graded against the tiny synthetic assignment of `grading_battery` (seconds
+a submission); `test_grading_chapter.py` grades real chapter-1 submissions, one per layout."""
 import csv
 import os
 import shutil
@@ -12,15 +15,34 @@ import pytest
 
 import grading_battery
 from conftest import REPO
-from wmlib.grading import grader
+from wmlib.grading import cells
 from wmlib.grading.checks import same, same_array
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make setup)")
 
 
+def grade(submissions, out, course=REPO, cell_timeout=40, timeout=1500):
+    """Run `python -m wmlib.grading` as `make grade` does; returns (process, student -> csv row)."""
+    result = subprocess.run([sys.executable, "-m", "wmlib.grading", str(submissions), "--out", str(out),
+                             "--cell-timeout", str(cell_timeout), "--course", str(course)],
+                            cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    rows = {}
+    if (out / "grades.csv").exists():
+        with open(out / "grades.csv") as f:
+            rows = {row["student"]: row for row in csv.DictReader(f)}
+    return result, rows
+
+
+def hidden_lines(source_notebook) -> list[str]:
+    source = nbformat.read(source_notebook, as_version=4)
+    return [line.strip() for cell in source.cells if cells.kind(cell) == "test"
+            for line in cells.hidden_part(cell.source).splitlines() if len(line.strip()) > 20]
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading")
+    course = grading_battery.write_tiny_course(root / "course")
     submissions, out = root / "submissions", root / "grades"
     submissions.mkdir()
     listener = socket.socket()
@@ -37,19 +59,14 @@ def graded(tmp_path_factory):
                 if listener.fileno() == -1:
                     return
     threading.Thread(target=accept, daemon=True).start()
-    expected = grading_battery.write_battery(submissions, str(out), listener.getsockname()[1])
-    result = subprocess.run([sys.executable, "-m", "wmlib.grading", str(submissions), "--out", str(out),
-                             "--cell-timeout", "40"], cwd=REPO, capture_output=True, text=True, timeout=1500)
+    expected = grading_battery.write_battery(submissions, course, str(out), listener.getsockname()[1])
+    result, rows = grade(submissions, out, course=course, cell_timeout=20)
     listener.close()
-    rows = {}
-    if (out / "grades.csv").exists():
-        with open(out / "grades.csv") as f:
-            rows = {row["student"]: row for row in csv.DictReader(f)}
-    return expected, rows, result, out, connections
+    return expected, rows, result, out, connections, course
 
 
 def test_grading_finishes_and_reports(graded):
-    expected, rows, result, out, _ = graded
+    expected, rows, result, out, _, _ = graded
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert set(rows) == set(expected), f"missing or extra rows: {set(rows) ^ set(expected)}"
     assert "wrote" in result.stdout and "score" in result.stdout
@@ -58,7 +75,7 @@ def test_grading_finishes_and_reports(graded):
 @pytest.mark.parametrize("student", sorted(grading_battery.attack_cases("", 0), key=lambda c: c.student),
                          ids=lambda c: c.student)
 def test_each_attack_gets_the_right_grade(graded, student):
-    expected, rows, _, _, _ = graded
+    expected, rows, _, _, _, _ = graded
     score, flag = expected[student.student]
     row = rows[student.student]
     assert float(row["score"]) == score, f"{student.student}: {row}"
@@ -66,20 +83,20 @@ def test_each_attack_gets_the_right_grade(graded, student):
         assert flag in row["flags"], f"{student.student}: flags were {row['flags']!r}"
 
 
-def test_every_honest_submission_gets_full_marks(graded):
-    expected, rows, _, _, _ = graded
+def test_every_honest_submission_gets_full_marks_in_every_layout(graded):
+    expected, rows, _, _, _, _ = graded
     for name in ("ann", "ben", "cat", "dan", "eve", "fay", "gus"):
         assert float(rows[name]["score"]) == grading_battery.FULL, rows[name]
         assert rows[name]["flags"] == "", rows[name]
 
 
 def test_unreadable_notebook_gets_zero_and_grading_goes_on(graded):
-    _, rows, _, _, _ = graded
+    _, rows, _, _, _, _ = graded
     assert float(rows["hal"]["score"]) == 0 and "unreadable notebook" in rows["hal"]["flags"]
 
 
 def test_gradebook_and_course_are_intact(graded):
-    _, rows, _, out, connections = graded
+    _, rows, _, out, connections, _ = graded
     assert "mallory" not in (out / "grades.csv").read_text()
     assert not (REPO / "wmlib" / "pwned.txt").exists()
     assert connections == [], "student code reached a server on the grading machine"
@@ -94,22 +111,21 @@ def test_no_student_process_outlives_grading(graded):
 
 
 def test_feedback_shows_visible_tests_but_never_hidden_ones(graded):
-    _, _, _, out, _ = graded
-    source = nbformat.read(REPO / "solutions" / "01_episodes" / "01_episodes.ipynb", as_version=4)
-    hidden_lines = [line.strip() for cell in source.cells for line in grader.hidden_part(cell.source).splitlines()
-                    if len(line.strip()) > 30]
+    _, _, _, out, _, course = graded
+    secret = hidden_lines(course / "solutions" / grading_battery.TINY / "tiny.ipynb")
+    assert len(secret) >= 4
     for html in (out / "feedback").glob("*/*.html"):
         text = html.read_text()
-        leaks = [line for line in hidden_lines if line in text]
+        leaks = [line for line in secret if line in text]
         assert leaks == [], f"{html}: hidden test source in the feedback: {leaks[:2]}"
         assert html.stat().st_size < 3 << 20, f"{html} is {html.stat().st_size} bytes: output not truncated"
-    ann = (out / "feedback" / "ann" / "01_episodes.html").read_text()
+    ann = (out / "feedback" / "ann" / "tiny.html").read_text()
     assert "Hidden tests of" in ann and "passed, 4 / 4 points" in ann
-    loop = (out / "feedback" / "loop" / "01_episodes.html").read_text()
+    loop = (out / "feedback" / "loop" / "tiny.html").read_text()
     assert "not run" in loop
     # the instructors' solution never shows in a wrong submission's feedback
-    wrong = (out / "feedback" / "deleted_test" / "01_episodes.html").read_text()
-    assert "np.concatenate(obs), np.concatenate(act), np.concatenate(nxt)" not in wrong
+    wrong = (out / "feedback" / "deleted_test" / "tiny.html").read_text()
+    assert "return np.concatenate(obs), np.concatenate(act), np.concatenate(nxt)" not in wrong
 
 
 def test_strict_checks_refuse_lookalikes():

@@ -17,7 +17,8 @@ MODULES = {
     "tensorflow-cpu": "tensorflow", "dm-reverb": "reverb", "rlds": "rlds",
     "tensorflow-datasets": "tensorflow_datasets", "tensorflow-metadata": "tensorflow_metadata",
     "numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets",
-    "jupyterlab": "jupyterlab", "nbgrader": "nbgrader", "nbval": "nbval", "tqdm": "tqdm", "pytest": "pytest",
+    "jupyterlab": "jupyterlab", "nbgrader": "nbgrader", "tqdm": "tqdm",
+    "pytest": "pytest", "pytest-xdist": "xdist", "ruff": "ruff",
     "scipy": "scipy",
     "feetech-servo-sdk": "scservo_sdk", "dynamixel-sdk": "dynamixel_sdk", "xarm-python-sdk": "xarm",
     "jupyter-book": "jupyter_book",
@@ -51,7 +52,8 @@ def test_torch_is_the_pinned_release_whatever_its_build():
 
 def test_every_package_imports_in_one_process():
     mods = sorted(set(MODULES.values()))
-    code = "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in mods) + "print('imported', len(%r))" % mods
+    code = ("import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in mods)
+            + "print('imported', len(%r))" % mods)
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"imported {len(mods)}" in result.stdout

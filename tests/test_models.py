@@ -218,7 +218,8 @@ def test_episode_split_keeps_episodes_whole_and_is_seeded():
     split = episode_split(episode, val=0.1, test=0.2, seed=0)
     assert sum(split.values()).tolist() == [1] * len(episode)  # every row in exactly one part
     parts = {name: set(episode[mask]) for name, mask in split.items()}
-    assert not (parts["train"] & parts["val"]) and not (parts["train"] & parts["test"]) and not (parts["val"] & parts["test"])
+    assert (not (parts["train"] & parts["val"]) and not (parts["train"] & parts["test"])
+            and not (parts["val"] & parts["test"]))
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (35, 5, 10)
     again = episode_split(episode, val=0.1, test=0.2, seed=0)
     assert all(np.array_equal(split[k], again[k]) for k in split)

@@ -1,8 +1,14 @@
-"""The notebook pipeline: course/ is exactly what nbgrader makes of solutions/, student copies
-leak nothing and stop at the first exercise for the right reason, and hidden tests catch
-plausible wrong answers that the visible tests let through."""
+"""The notebook pipeline: course/ is exactly what nbgrader makes of solutions/, student copies leak
+nothing, every solution notebook runs and prints what it printed when committed, each released
+stub fails its test cell for the right reason, and hidden tests catch plausible wrong answers
+that the visible tests let through.
+
+Each chapter's notebook is executed once per session (the `chapter_run` fixture, conftest.py);
+every check below that needs a kernel reuses that execution."""
 import filecmp
+import json
 import pathlib
+import re
 import runpy
 import shutil
 import subprocess
@@ -10,9 +16,10 @@ import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from conftest import REPO
+from notebook_run import CHECK_OUTPUT, output_differences
+from wmlib.grading import cells
 
 SOLUTIONS = REPO / "solutions"
 COURSE = REPO / "course"
@@ -72,115 +79,172 @@ def test_drift_is_caught_when_one_side_is_edited_alone(tmp_path, edited):
     assert differences(generated, copy_course) == ["01_episodes/01_episodes.ipynb"]
 
 
-def grade_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
+def notebook(tree: pathlib.Path, chapter: str):
+    return nbformat.read(tree / chapter / f"{chapter}.ipynb", as_version=4)
 
 
-def solution_lines(chapter: str) -> set[str]:
-    """Distinctive lines of the solution regions and hidden tests of a chapter's source notebook."""
-    nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
-    lines, inside = set(), False
-    for cell in nb.cells:
-        for line in cell.source.splitlines():
-            stripped = line.strip()
-            if stripped.startswith("### BEGIN"):
-                inside = True
-            elif stripped.startswith("### END"):
-                inside = False
-            elif inside and len(stripped) > 25:
-                lines.add(stripped)
-    return lines
+def by_id(nb) -> dict:
+    return {cells.grade_id(c): c for c in nb.cells if cells.grade_id(c)}
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_student_copy_has_no_solution_no_hidden_test_and_no_output(chapter):
-    nb = nbformat.read(COURSE / chapter / f"{chapter}.ipynb", as_version=4)
+    nb, source = notebook(COURSE, chapter), notebook(SOLUTIONS, chapter)
     text = "\n".join(c.source for c in nb.cells)
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+    for marker in cells.MARKERS:
         assert marker not in text
-    leaked = [line for line in solution_lines(chapter) if line in text]
+    secrets = {line.strip() for cell in source.cells for line in cells.secret_lines(cell) if len(line.strip()) > 25}
+    leaked = [line for line in secrets if line in text]
     assert leaked == [], f"solution or hidden-test lines in the student copy: {leaked[:3]}"
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    stubs = [c for c in nb.cells if grade_meta(c).get("solution") and c.cell_type == "code"]
+    stubs = [c for c in nb.cells if cells.kind(c) == "answer"]
     assert stubs and all("raise NotImplementedError()" in c.source for c in stubs)
-    source = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
-    points = lambda book: sum(grade_meta(c).get("points", 0) for c in book.cells if grade_meta(c).get("grade"))  # noqa: E731
+    points = lambda book: sum(cells.points(c) for c in book.cells)  # noqa: E731
     assert points(nb) == points(source) > 0
 
 
-def execute(nb, cwd, timeout=300):
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(cwd)}})
-    client.execute()
-    return nb
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_student_copy_runs_the_same_code_as_the_solutions_outside_the_exercises(chapter):
+    """Every code cell a student does not write is the solution notebook's own, so that it ran in
+    the solution's execution below; demos after an exercise fail only through its stub."""
+    student, source = by_id(notebook(COURSE, chapter)), by_id(notebook(SOLUTIONS, chapter))
+    assert student.keys() == source.keys(), "course/ and solutions/ have different cells: make release"
+    for gid, cell in student.items():
+        if cells.kind(cell) in ("locked", "plain") and cell.cell_type == "code":
+            assert cell.source == source[gid].source, f"{chapter}: cell {gid} differs from the solution's"
+        if cells.kind(cell) == "test":
+            assert cell.source == cells.visible_part(source[gid].source, gid)
 
 
-def error_of(cell):
-    return next((o for o in cell.get("outputs", []) if o.output_type == "error"), None)
+def checked_run(chapter_run, chapter):
+    run = chapter_run(chapter)
+    if run.failure:
+        pytest.fail(f"the solution notebook did not run to the end, so this check cannot: {run.failure}")
+    return run
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_student_copy_runs_to_its_first_exercise_and_fails_there_for_the_right_reason(chapter):
-    nb = execute(nbformat.read(COURSE / chapter / f"{chapter}.ipynb", as_version=4), COURSE / chapter)
-    errors = [(i, error_of(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code" and error_of(c)]
-    assert errors, "an unsolved student notebook ran without any error"
-    first, err = errors[0]
-    assert grade_meta(nb.cells[first]).get("solution") or grade_meta(nb.cells[first]).get("grade"), \
-        f"the first error is in cell {first}, before any exercise: {err.ename}: {err.evalue}"
-    assert err.ename == "NotImplementedError", f"cell {first} failed with {err.ename}: {err.evalue}"
-    wrong_reasons = [(i, e.ename, e.evalue) for i, e in errors
-                     if e.ename in ("ImportError", "ModuleNotFoundError", "SyntaxError", "FileNotFoundError",
-                                    "DatasetError", "IndentationError")]
-    assert wrong_reasons == []
-    for i, cell in enumerate(nb.cells):  # every graded test cell fails, and because of the stub
-        if grade_meta(cell).get("grade") and cell.cell_type == "code":
-            assert error_of(cell) is not None and error_of(cell).ename == "NotImplementedError", i
+def test_solution_notebook_runs_every_cell_and_prints_what_it_committed(chapter_run, chapter):
+    run = checked_run(chapter_run, chapter)
+    assert output_differences(run.committed, run.executed) == [], \
+        "a cell tagged check-output printed something else than the committed notebook: re-execute and commit it"
+
+
+@pytest.mark.parametrize("chapter", ["01_episodes"])
+def test_a_changed_checked_output_is_caught(chapter_run, chapter):
+    """The committed output of a check-output cell, tampered with, no longer matches this run."""
+    run = checked_run(chapter_run, chapter)
+    tampered = nbformat.from_dict(json.loads(json.dumps(run.committed)))
+    checked = next(c for c in tampered.cells if CHECK_OUTPUT in c.metadata.get("tags", []))
+    stream = next(o for o in checked.outputs if o.output_type == "stream")
+    tampered_text = stream.text.replace("PushCube", "PullCube")
+    stream.text = tampered_text if tampered_text != stream.text else "tampered\n" + stream.text
+    assert len(output_differences(tampered, run.executed)) == 1
 
 
 # ---------------------------------------------------------------- tests of the tests
 
 # Plausible wrong answers that pass the visible tests, one file per chapter in tests/wrong_answers/
-# (`WRONG = {exercise grade_id: source}`); the hidden tests must catch each one.
+# (`WRONG = {exercise grade_id: source}`, and optionally `FRESH`: code that gives the checks a
+# fresh world, for a chapter whose state depends on history); the hidden tests must catch each.
 WRONG_DIR = pathlib.Path(__file__).parent / "wrong_answers"
-WRONG = {(path.stem, exercise): source
-         for path in sorted(WRONG_DIR.glob("*.py"))
-         for exercise, source in runpy.run_path(str(path))["WRONG"].items()}
+MODULES = {path.stem: runpy.run_path(str(path)) for path in sorted(WRONG_DIR.glob("*.py"))}
+WRONG = {(chapter, exercise): source
+         for chapter, module in MODULES.items() for exercise, source in module["WRONG"].items()}
+EXERCISES = sorted((chapter, cells.grade_id(c)) for chapter in CHAPTERS for c in notebook(SOLUTIONS, chapter).cells
+                   if cells.kind(c) == "answer")
 
 
 def test_every_exercise_has_a_wrong_answer_to_catch():
-    for chapter in CHAPTERS:
-        nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
-        exercises = {grade_meta(c)["grade_id"] for c in nb.cells
-                     if c.cell_type == "code" and grade_meta(c).get("solution")}
-        missing = sorted(e for e in exercises if (chapter, e) not in WRONG)
-        assert missing == [], f"{chapter}: no wrong answer in tests/wrong_answers/{chapter}.py for {missing}"
+    missing = [f"{chapter}: {exercise}" for chapter, exercise in EXERCISES if (chapter, exercise) not in WRONG]
+    assert missing == [], f"no wrong answer in tests/wrong_answers/ for {missing}"
+
+
+def in_fresh_world(run, chapter):
+    fresh = MODULES.get(chapter, {}).get("FRESH")
+    if fresh:
+        outcome = run.run(fresh)
+        assert outcome.ename is None, f"{chapter}: the fresh world could not be made: {outcome}"
+
+
+def restore(run, chapter, exercise):
+    outcome = run.run(by_id(notebook(SOLUTIONS, chapter))[exercise].source)
+    assert outcome.ename is None, f"{exercise}: the solution cell failed when run again: {outcome}"
 
 
 @pytest.mark.parametrize("chapter, exercise", sorted(WRONG), ids=lambda v: v)
-def test_wrong_answer_passes_visible_tests_but_fails_hidden_ones(chapter, exercise):
-    source = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
-    student = nbformat.read(COURSE / chapter / f"{chapter}.ipynb", as_version=4)
-    by_id = lambda book: {grade_meta(c).get("grade_id"): c for c in book.cells}  # noqa: E731
-    setup = next(c for c in source.cells if "setup" in c.metadata.get("tags", []))
-    visible = by_id(student)[f"{exercise}_tests"]
-    full = by_id(source)[f"{exercise}_tests"]
-    cells = [nbformat.v4.new_code_cell(s) for s in (setup.source, WRONG[chapter, exercise], visible.source, full.source)]
-    nb = execute(nbformat.v4.new_notebook(cells=cells), SOLUTIONS / chapter)
-    for cell in nb.cells[:3]:
-        err = error_of(cell)
-        assert err is None, f"{exercise}: the wrong answer should pass the visible tests: {err and err.evalue}"
-    assert error_of(nb.cells[3]) is not None, f"{exercise}: the hidden tests let a wrong answer through"
+def test_wrong_answer_passes_visible_tests_but_fails_hidden_ones(chapter_run, chapter, exercise):
+    run = checked_run(chapter_run, chapter)
+    full = by_id(notebook(SOLUTIONS, chapter))[f"{exercise}_tests"].source
+    visible = by_id(notebook(COURSE, chapter))[f"{exercise}_tests"].source
+    try:
+        in_fresh_world(run, chapter)
+        defined = run.run(WRONG[chapter, exercise])
+        assert defined.ename is None, f"{exercise}: the wrong answer does not even run: {defined}"
+        seen = run.run(visible)
+        assert seen.ename is None, f"{exercise}: the wrong answer should pass the visible tests: {seen}"
+        hidden = run.run(full)
+        assert hidden.ename is not None, f"{exercise}: the hidden tests let a wrong answer through"
+        assert hidden.ename == "AssertionError", \
+            f"{exercise}: the tests crashed on the wrong answer instead of failing an assertion: {hidden}"
+    finally:
+        restore(run, chapter, exercise)
 
 
-def test_nbval_compares_checked_outputs(tmp_path):
-    """A changed output in a cell marked NBVAL_CHECK_OUTPUT fails `make test`'s notebook run."""
-    chapter = "01_episodes"
-    nb = nbformat.read(SOLUTIONS / chapter / f"{chapter}.ipynb", as_version=4)
-    checked = next(c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source)
-    stream = next(o for o in checked.outputs if o.output_type == "stream")
-    stream.text = stream.text.replace("PushCube", "PullCube") if "PushCube" in stream.text else "tampered\n" + stream.text
-    copy = tmp_path / f"{chapter}.ipynb"
-    nbformat.write(nb, copy)
-    result = subprocess.run([sys.executable, "-m", "pytest", str(copy), "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                             f"--rootdir={tmp_path}"], cwd=SOLUTIONS / chapter, capture_output=True, text=True)
-    assert result.returncode == 1 and "failed" in result.stdout, result.stdout[-2000:]
+@pytest.mark.parametrize("chapter, exercise", EXERCISES, ids=lambda v: v)
+def test_released_stub_fails_its_test_cell_with_not_implemented(chapter_run, chapter, exercise):
+    run = checked_run(chapter_run, chapter)
+    student = by_id(notebook(COURSE, chapter))
+    try:
+        defined = run.run(student[exercise].source)
+        assert defined.ename is None, f"{exercise}: the released stub does not run: {defined}"
+        tested = run.run(student[f"{exercise}_tests"].source)
+        assert tested.ename == "NotImplementedError", \
+            f"{exercise}: with the stub, the test cell should stop at NotImplementedError, not: {tested}"
+    finally:
+        restore(run, chapter, exercise)
+
+
+# ---------------------------------------------------------------- numbers quoted from benchmarks
+
+CITED = re.compile(r"results\.load\(\s*[\"'](\w+)[\"']\s*\)")
+# "k of n", "k/n" or "p%", unless it is this notebook's own run ("7/8 here")
+TYPED_RATE = re.compile(r"\b(?:\d+ ?(?:of|/) ?\d+\b|\d+(?:\.\d+)? ?%)(?! here)")
+
+
+def paragraphs_citing_benchmarks(nb):
+    """(cell index, paragraph or list item) of the markdown that names a benchmark."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for paragraph in re.split(r"\n\s*- |\n\s*\n", cell.source):
+                if "benchmarks/" in paragraph:
+                    yield index, paragraph
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_quoted_benchmark_numbers_come_from_committed_results(chapter):
+    """A number a chapter quotes from a benchmark is printed from its committed results file by a
+    cell whose output the notebook checks (so the prose cannot drift from the measurement)."""
+    from wmlib import results
+
+    nb = notebook(SOLUTIONS, chapter)
+    for index, cell in enumerate(nb.cells):
+        for name in CITED.findall(cell.source if cell.cell_type == "code" else ""):
+            loaded = results.load(name)       # raises, naming the file, when it is missing
+            assert loaded["command"].startswith("python benchmarks/"), f"{name}: {loaded['command']}"
+            assert CHECK_OUTPUT in cell.metadata.get("tags", []), \
+                f"{chapter}: cell {index} prints results/{name}.json but its output is not checked (tag check-output)"
+    typed = [(index, match) for index, paragraph in paragraphs_citing_benchmarks(nb)
+             for match in TYPED_RATE.findall(paragraph)]
+    assert typed == [], f"{chapter}: rates typed next to a benchmark's name; print them from its results: {typed}"
+
+
+def test_a_missing_results_file_is_named(tmp_path, monkeypatch):
+    from wmlib import results
+
+    monkeypatch.setattr(results, "FOLDER", tmp_path)
+    with pytest.raises(FileNotFoundError, match="control.json is missing"):
+        results.load("control")
+    (tmp_path / "control.json").write_text('{"pooled": {}}')
+    with pytest.raises(ValueError, match="which command"):
+        results.load("control")

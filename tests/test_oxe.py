@@ -178,7 +178,8 @@ def test_the_course_dataset_reads_through_the_same_loader():
         raw_gripper = r.steps["action"][:-1, 3]  # +1 open, -1 closed; random episodes have values in between
         decisive = np.abs(raw_gripper) >= 0.9
         assert decisive.any()
-        np.testing.assert_array_equal(c.steps["action"][:-1, 6][decisive], (raw_gripper[decisive] > 0).astype(np.float32))
+        np.testing.assert_array_equal(c.steps["action"][:-1, 6][decisive],
+                                      (raw_gripper[decisive] > 0).astype(np.float32))
 
 
 @pytest.mark.parametrize("make", [oxe_fixtures.fractal, oxe_fixtures.language_table])

@@ -5,7 +5,6 @@ lock-step with it, bit for bit), predict what stepping the env gives (to 1e-5 in
 to a centimetre or so through contacts, since PhysX keeps a contact memory that no saved
 state holds), count its simulator steps, and refuse a state that is not the simulator's own.
 One planner decision with it must help."""
-import numpy as np
 import pytest
 import torch
 

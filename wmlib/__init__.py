@@ -16,6 +16,7 @@ load TensorFlow or the simulator until a notebook asks for them:
 - ``wmlib.eval``       one-step error, drift, calibration, success rates with intervals
 - ``wmlib.viz``        figures and interactive widgets
 - ``wmlib.camera``     projecting the world into the camera image
+- ``wmlib.results``    the benchmarks' committed reference results, as the chapters quote them
 - ``wmlib.selfcheck``  the notebooks' "check your work" cell
 - ``wmlib.grading``    sandboxed autograding (instructors)
 """
@@ -28,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, n
 
 __version__ = "0.1.0"
 SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control",
-              "model_based", "eval", "viz", "camera", "selfcheck", "grading")
+              "model_based", "eval", "viz", "camera", "results", "selfcheck", "grading")
 __all__ = ["device", *SUBMODULES]
 
 

@@ -67,7 +67,8 @@ def run_episode(env, env_id: str, source: str, seed: int) -> dict:
     state, layout = env.true_state()
     mistake = rng.choice(scripted.MISTAKES[env_id]) if source == "scripted_failure" else None
     controller = scripted.controller_for(env_id, layout, mistake=mistake, rng=rng)
-    disturbance = Disturbance(rng, start=int(rng.integers(4, 10)), length=int(rng.integers(3, 6))) if source == "recovery" else None
+    disturbance = (Disturbance(rng, start=int(rng.integers(4, 10)), length=int(rng.integers(3, 6)))
+                   if source == "recovery" else None)
 
     states, images, actions, rewards = [state[0].numpy()], [obs["rgb"][0].numpy()], [], []
     terminated = truncated = False

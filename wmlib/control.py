@@ -28,7 +28,8 @@ class Outcome:
 
 def replay(actions) -> Callable:
     """An open-loop policy: the recorded actions (T, A) in order, whatever the state; then None."""
-    actions = torch.as_tensor(actions if isinstance(actions, torch.Tensor) else np.asarray(actions), dtype=torch.float32)
+    actions = torch.as_tensor(actions if isinstance(actions, torch.Tensor) else np.asarray(actions),
+                              dtype=torch.float32)
     position = iter(range(len(actions)))
 
     def policy(state):

@@ -53,7 +53,8 @@ def bounds(low, high, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"action bounds must be two vectors of the same length (A,), one entry per action "
                          f"dimension; got low {tuple(low.shape)} and high {tuple(high.shape)}")
     if not bool((low < high).all()):
-        raise ValueError(f"every lower action bound must be below the upper one: low={low.tolist()}, high={high.tolist()}")
+        raise ValueError("every lower action bound must be below the upper one: "
+                         f"low={low.tolist()}, high={high.tolist()}")
     return low, high
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
 import traceback
 from dataclasses import dataclass
 
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S)
+from wmlib.grading import cells
+
 NOTICE = ("Only the visible tests ran. The grader also runs hidden tests on inputs you have not seen,\n"
           "so a pass here means \"no visible test failed\", not \"the exercise is correct\".")
 
@@ -53,10 +53,9 @@ def visible_tests(notebook: pathlib.Path) -> list[tuple[str, float, str]]:
     nb = json.loads(pathlib.Path(notebook).read_text())
     tests = []
     for cell in nb["cells"]:
-        grading = cell.get("metadata", {}).get("nbgrader", {})
-        if cell["cell_type"] == "code" and grading.get("grade") and not grading.get("solution"):
-            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            tests.append((grading.get("grade_id", "?"), float(grading.get("points", 0)), HIDDEN.sub("", source)))
+        if cells.kind(cell) == "test":
+            gid = cells.grade_id(cell) or "?"
+            tests.append((gid, cells.points(cell), cells.visible_part(cells.source(cell), f"test cell {gid}")))
     return tests
 
 
@@ -71,7 +70,7 @@ def run_one(shell, exercise: str, points: float, source: str) -> Check:
         return Check(exercise, points, "not run", "the exercise still raises NotImplementedError")
     except NameError as error:
         return Check(exercise, points, "not run", f"{error} (run the exercise's cell first?)")
-    except Exception as error:  # noqa: BLE001: any failure of a student's code is a result
+    except Exception as error:  # any failure of a student's code is a result
         line = traceback.extract_tb(error.__traceback__)[-1]
         where = f" (line {line.lineno} of the test)" if line.filename.startswith("<visible tests") else ""
         return Check(exercise, points, "fail", f"{type(error).__name__}: {error}{where}".strip())

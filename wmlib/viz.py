@@ -76,7 +76,8 @@ def scrubber(episodes, layout: dict | None = None, episode: int = 0, t: int = 0)
         return fig
 
     handle = display(figure(episode, t), display_id=True)
-    options = [(f"#{ep.index} {ep.metadata.get('source', '')} ({'success' if ep.metadata.get('success') else 'fail'})", i)
+    options = [(f"#{ep.index} {ep.metadata.get('source', '')} "
+                f"({'success' if ep.metadata.get('success') else 'fail'})", i)
                for i, ep in enumerate(episodes)]
     pick = widgets.Dropdown(options=options, value=episode, description="episode")
     time = widgets.IntSlider(value=t, min=0, max=len(episodes[episode]) - 2, description="step t",

@@ -1,7 +1,8 @@
 """Build the course's RLDS datasets from ManiSkill: ``make dataset`` runs this.
 
     python -m wmlib.data.build                      # the default dataset, under datasets/
-    python -m wmlib.data.build --out datasets/fixture --episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
+    python -m wmlib.data.build --out datasets/fixture \\
+        --episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
 
 Idempotent: a dataset already built with the same plan (tasks, episode counts,
 seed, image size) is kept; a different plan rebuilds it.
@@ -42,10 +43,13 @@ def task_layout(env_id: str) -> dict:
 
 def existing_plan(folder: pathlib.Path) -> dict | None:
     meta = folder / "metadata.json"
-    return json.loads(meta.read_text()).get("plan") if meta.exists() and (folder / "dataset_info.json").exists() else None
+    if meta.exists() and (folder / "dataset_info.json").exists():
+        return json.loads(meta.read_text()).get("plan")
+    return None
 
 
-def build(out="datasets", tasks=DEFAULT_TASKS, episodes=None, seed=0, image_size=128, workers=None) -> list[pathlib.Path]:
+def build(out="datasets", tasks=DEFAULT_TASKS, episodes=None, seed=0, image_size=128,
+          workers=None) -> list[pathlib.Path]:
     import tensorflow_datasets as tfds
 
     from wmlib.data import rlds_builder

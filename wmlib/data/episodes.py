@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from wmlib.data.validate import EpisodeSpec
 
 STEP_FIELDS = ("observation/state", "action", "reward", "discount", "is_first", "is_last", "is_terminal",
                "language_instruction")
@@ -63,7 +66,8 @@ class Episode:
 
     def __repr__(self) -> str:
         source = self.metadata.get("source", "?")
-        return f"Episode({self.dataset}#{self.index}, {len(self)} steps, source={source}, success={self.metadata.get('success')})"
+        success = self.metadata.get("success")
+        return f"Episode({self.dataset}#{self.index}, {len(self)} steps, source={source}, success={success})"
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -442,7 +446,8 @@ def default_path(config: str = "push_cube", root: str | pathlib.Path | None = No
     """
     import os
 
-    root = pathlib.Path(root or os.environ.get("WMR_DATASETS") or pathlib.Path(__file__).resolve().parents[2] / "datasets")
+    root = pathlib.Path(root or os.environ.get("WMR_DATASETS")
+                        or pathlib.Path(__file__).resolve().parents[2] / "datasets")
     path = root / "wmr_maniskill" / config / "1.0.0"
     if not (path / "dataset_info.json").exists():
         raise DatasetError(f"the course dataset is not built at {path}: run `make dataset` in the course folder "

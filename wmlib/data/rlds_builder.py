@@ -112,7 +112,8 @@ def conventions(layout: dict[str, slice]) -> dict:
         "action_high": [1.0] * 4,
         "action_units": "normalised: x/y/z 1.0 = a 0.1 m move of the gripper target; gripper absolute",
         "gripper_convention": GRIPPER_CONVENTION,
-        "step_convention": "step t holds o_t and the action a_t sent from it; the is_last step's action, reward and discount mean nothing",
+        "step_convention": ("step t holds o_t and the action a_t sent from it; "
+                            "the is_last step's action, reward and discount mean nothing"),
     }
 
 
@@ -129,7 +130,8 @@ def write(env_id: str, episodes, layout: dict[str, slice], data_dir: str | pathl
     cfg = config_for(env_id)
     width = max(s.stop for s in layout.values())
     if width != cfg.state_dim:
-        raise ValueError(f"{env_id}: the simulator's state has {width} numbers, the dataset config expects {cfg.state_dim}")
+        raise ValueError(f"{env_id}: the simulator's state has {width} numbers, "
+                         f"the dataset config expects {cfg.state_dim}")
     builder = WmrManiskill(config=cfg.name, data_dir=str(data_dir), episodes=episodes, layout=layout,
                            image_size=image_size, plan=plan)
     with tempfile.TemporaryDirectory() as nothing_to_download:  # keep tfds' downloads/ out of data_dir

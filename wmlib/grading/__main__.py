@@ -88,11 +88,13 @@ def main(argv=None):
     parser.add_argument("--cell-timeout", type=float, default=120)
     parser.add_argument("--notebook-timeout", type=float, default=600)
     parser.add_argument("--memory-gb", type=float, default=4)
+    parser.add_argument("--course", type=pathlib.Path, default=REPO,
+                        help="the folder holding solutions/ and course/ (default: this repository)")
     args = parser.parse_args(argv)
     require_tools()
-    names = assignments_of(REPO)
-    sources = {a: nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4) for a in names}
-    releases = {a: nbformat.read(REPO / "course" / a / f"{a}.ipynb", as_version=4) for a in names}
+    names = assignments_of(args.course)
+    sources = {a: nbformat.read(args.course / "solutions" / a / f"{a}.ipynb", as_version=4) for a in names}
+    releases = {a: nbformat.read(args.course / "course" / a / f"{a}.ipynb", as_version=4) for a in names}
     trusted = [str(p) for p in {*site.getsitepackages(), sys.base_prefix, str(REPO / "wmlib")}]
     probe = probe_expression(trusted)
     limits = Limits(memory_bytes=int(args.memory_gb * (1 << 30)))
@@ -110,7 +112,8 @@ def main(argv=None):
         shutil.rmtree(tmp / "run", ignore_errors=True)
     print(f"\n{'student':20s} {'assignment':14s} {'score':>9s}  flags")
     for r in results:
-        print(f"{r.submission.student:20s} {r.submission.assignment:14s} {r.total:4g} / {sum(r.max_scores.values()):<3g}  "
+        print(f"{r.submission.student:20s} {r.submission.assignment:14s} "
+              f"{r.total:4g} / {sum(r.max_scores.values()):<3g}  "
               f"{'; '.join(r.flags)[:80]}")
     print(f"\nwrote {grades} and feedback in {args.out / 'feedback'}")
 

@@ -16,16 +16,17 @@ import copy
 import dataclasses
 import hashlib
 import pathlib
-import re
 import time
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from wmlib.grading.sandbox import Limits, SandboxedKernelManager, prepare_workdir, end_sandbox_processes, end_stray_processes
+from wmlib.grading import cells
+from wmlib.grading.cells import hidden_part, meta, visible_part
+from wmlib.grading.sandbox import (Limits, SandboxedKernelManager, prepare_workdir, end_sandbox_processes,
+                                   end_stray_processes)
 
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 OUTPUT_CAP = 20_000  # characters of output kept per cell
 
 
@@ -36,17 +37,12 @@ class Submission:
     path: pathlib.Path
 
 
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def is_test(cell) -> bool:
-    m = meta(cell)
-    return bool(m.get("grade")) and not m.get("solution") and cell.cell_type == "code"
+    return cells.kind(cell) == "test"
 
 
 def is_answer(cell) -> bool:
-    return bool(meta(cell).get("solution"))
+    return cells.kind(cell) in ("answer", "written")
 
 
 # ------------------------------------------------------------------ integrity
@@ -55,17 +51,10 @@ def is_answer(cell) -> bool:
 @dataclasses.dataclass
 class Plan:
     cells: list  # what runs, in order
-    roles: list[tuple[str, str | None]]  # per cell: (role, grade_id); role in student|locked|answer|visible|hidden|probe
+    # per cell: (role, grade_id); role in student|locked|answer|visible|hidden|probe
+    roles: list[tuple[str, str | None]]
     tests: dict[str, float]  # grade_id -> points
     flags: list[str]
-
-
-def visible_part(source: str) -> str:
-    return HIDDEN.sub("", source)
-
-
-def hidden_part(source: str) -> str:
-    return "\n".join(m.group(1) for m in HIDDEN.finditer(source))
 
 
 def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
@@ -275,7 +264,8 @@ def feedback_notebook(plan: Plan, status: list[str], outcome: dict, scores: dict
             continue
         if role == "hidden":
             cells.append(nbformat.v4.new_markdown_cell(
-                f"**Hidden tests of `{gid}`:** {'passed' if status[i] == 'ok' else 'failed' if status[i] == 'error' else status[i]}"))
+                f"**Hidden tests of `{gid}`:** "
+                f"{'passed' if status[i] == 'ok' else 'failed' if status[i] == 'error' else status[i]}"))
             continue
         shown = copy.deepcopy(cell)
         if role == "visible":

@@ -63,7 +63,8 @@ def __wmr_problems():
             found.append(f"builtins.{name} was replaced")
     if sys.gettrace() is not None or sys.getprofile() is not None:
         found.append("a trace or profile function is set")
-    if sys.excepthook is not sys.__excepthook__ and getattr(sys.excepthook, "__module__", "").split(".")[0] not in ("IPython", "ipykernel"):
+    if (sys.excepthook is not sys.__excepthook__
+            and getattr(sys.excepthook, "__module__", "").split(".")[0] not in ("IPython", "ipykernel")):
         found.append("sys.excepthook was replaced")
     for module_name, attributes in HELPERS.items():
         module = sys.modules.get(module_name) or importlib.import_module(module_name)
@@ -101,7 +102,8 @@ def __wmr_problems():
     for event, callbacks in shell.events.callbacks.items():
         for callback in callbacks:
             module = getattr(callback, "__module__", "") or ""
-            if not module.split(".")[0] in ("IPython", "ipykernel", "matplotlib_inline", "ipywidgets", "matplotlib", "comm"):
+            if not module.split(".")[0] in ("IPython", "ipykernel", "matplotlib_inline", "ipywidgets",
+                                            "matplotlib", "comm"):
                 found.append(f"a {event} event callback was added")
     if shell.user_ns.get("__builtins__", builtins) not in (builtins, builtins.__dict__):
         found.append("the notebook's __builtins__ was replaced")

@@ -95,7 +95,8 @@ def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) ->
     if not as_root:
         bwrap += ["--unshare-user"]
     binds = readonly_paths(repo) + [workdir]
-    ancestors = sorted({a for path in binds for a in path.parents if a != pathlib.Path("/")}, key=lambda a: len(a.parts))
+    ancestors = sorted({a for path in binds for a in path.parents if a != pathlib.Path("/")},
+                       key=lambda a: len(a.parts))
     for folder in ancestors:  # folders bwrap creates for the binds: traversable by the sandboxed user
         bwrap += ["--perms", "0755", "--dir", str(folder)]
     for path in binds[:-1]:

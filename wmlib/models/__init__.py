@@ -15,5 +15,5 @@ from wmlib.models.encoder import ConvEncoder, preprocess, spatial_soft_argmax
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.train import History, count_parameters, episode_split, fit
 
-__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "disagreement", "History", "MLP", "Normaliser", "count_parameters", "episode_split", "fit",
-           "preprocess", "spatial_soft_argmax"]
+__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "disagreement", "History", "MLP", "Normaliser",
+           "count_parameters", "episode_split", "fit", "preprocess", "spatial_soft_argmax"]

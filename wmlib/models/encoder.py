@@ -46,7 +46,8 @@ def preprocess(images, size: int | None = None) -> torch.Tensor:
     elif images.is_floating_point():
         if images.numel() and (images.min() < 0 or images.max() > 1):
             raise ValueError("floating-point images must be in [0, 1]; these span "
-                             f"[{float(images.min()):.3g}, {float(images.max()):.3g}] (pass uint8 frames, or divide by 255)")
+                             f"[{float(images.min()):.3g}, {float(images.max()):.3g}] "
+                             "(pass uint8 frames, or divide by 255)")
         images = images.float()
     else:
         raise TypeError(f"images must be uint8 (0..255) or float in [0, 1], not {images.dtype}")
@@ -138,7 +139,8 @@ class ConvEncoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            parts = [self.out_norm.denormalise(self(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+            parts = [self.out_norm.denormalise(self(images[i:i + batch_size]))
+                     for i in range(0, len(images), batch_size)]
         finally:
             self.train(was_training)
         if not parts:

@@ -3,6 +3,15 @@
 The test cells run after the setup cell (tagged "setup"), so its names (torch, env, layout, tasks,
 control, scripted, snapshot, restore, current_state, ...) are in scope."""
 
+# The checks run in the chapter's kernel after the whole notebook; the simulator remembers contacts
+# across resets, so each check gets a world as fresh as the set-up cell's.
+FRESH = '''
+env.close()
+env = envs.make(ENV_ID, obs_mode="state", seed=0)
+env.reset()
+layout = env.state_layout
+'''
+
 WRONG = {
     "ex1_cost": '''
 def push_cost(states, layout, reach_weight=0.5, behind=0.04):

@@ -5,7 +5,10 @@ feature names, nesting, dtypes and conventions as the released datasets, with a
 few short episodes whose values are chosen so that every convention shows.
 Images are small (the loader does not care about their size).
 """
+import zlib
+
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 IMG = (8, 10, 3)
@@ -80,8 +83,9 @@ def fractal(folder):
     return write_rlds(folder, "fractal20220817_data", step_features, [{"steps": steps}])
 
 
-def bridge(folder):
-    """Bridge (OXE release): absolute end-effector state, actions to relabel from it; 2 episodes."""
+def bridge(folder, still_first_step=False, name="bridge"):
+    """Bridge (OXE release): absolute end-effector state, actions to relabel from it; 2 episodes.
+    still_first_step: the robot does not move during the first step (an all-zero first action)."""
     step_features = {
         "observation": {"image": tfds.features.Image(shape=IMG), "state": T(shape=(7,), dtype=np.float32),
                         "natural_language_instruction": tfds.features.Text()},
@@ -91,19 +95,20 @@ def bridge(folder):
     }
     episodes = []
     for e, (n, yaw_step) in enumerate([(5, 0.1), (4, 3.0)]):  # the second crosses +-pi in yaw
-        states = [np.r_[0.02 * t, 0.01 * e, 0.1, 0, 0, np.angle(np.exp(1j * yaw_step * t)), 1].astype(np.float32)
-                  for t in range(n)]
+        moves = [max(t - 1, 0) if still_first_step else t for t in range(n)]
+        states = [np.r_[0.02 * m, 0.01 * e, 0.1, 0, 0, np.angle(np.exp(1j * yaw_step * m)), 1].astype(np.float32)
+                  for m in moves]
         steps = [{"observation": {"image": image(), "state": states[t],
                                   "natural_language_instruction": "put spoon in pot"},
                   "action": {"world_vector": np.full(3, 9.0, np.float32), "rotation_delta": np.zeros(3, np.float32),
                              "open_gripper": t < 2, "terminate_episode": 0.0},
                   "reward": 0.0, "discount": 1.0, **flags(n, terminal=False)[t]} for t in range(n)]
         episodes.append({"steps": steps})
-    return write_rlds(folder, "bridge", step_features, episodes)
+    return write_rlds(folder, name, step_features, episodes)
 
 
-def language_table(folder):
-    """Language Table: 2-D actions, instruction as 512 zero-padded character codes; one unlabelled episode."""
+def language_table(folder, texts=("push the red star to the left", "")):
+    """Language Table: 2-D actions, instruction as 512 zero-padded UTF-8 bytes; one unlabelled episode."""
     step_features = {
         "observation": {"rgb": tfds.features.Image(shape=IMG), "effector_translation": T(shape=(2,), dtype=np.float32),
                         "effector_target_translation": T(shape=(2,), dtype=np.float32),
@@ -111,9 +116,10 @@ def language_table(folder):
         "action": T(shape=(2,), dtype=np.float32), **REWARD, **FLAGS,
     }
     episodes = []
-    for text in ["push the red star to the left", ""]:
+    for text in texts:
+        encoded = text.encode("utf-8") if isinstance(text, str) else text   # bytes: deliberately broken
         codes = np.zeros(512, np.int32)
-        codes[: len(text)] = [ord(c) for c in text]
+        codes[: len(encoded)] = list(encoded)
         n = 4
         steps = [{"observation": {"rgb": image(), "effector_translation": np.array([0.1 * t, 0], np.float32),
                                   "effector_target_translation": np.zeros(2, np.float32), "instruction": codes},
@@ -153,3 +159,59 @@ def austin_buds(folder):
               "language_instruction": "take the tool out of the box", "reward": 0.0, "discount": 1.0,
               **flags(n)[t]} for t in range(n)]
     return write_rlds(folder, "austin_buds_dataset_converted_externally_to_rlds", step_features, [{"steps": steps}])
+
+
+def zlib_float32(values) -> bytes:
+    return zlib.compress(np.asarray(values, np.float32).tobytes())
+
+
+def kuka(folder, corrupt=None):
+    """kuka (QT-Opt): end-effector pose and gripper state stored as zlib-compressed float32 bytes;
+    relative gripper. corrupt=(episode, step): that step's pose bytes are not zlib data."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG),
+                        "clip_function_input": {"base_pose_tool_reached": T(shape=(), dtype=tf.string)},
+                        "gripper_closed": T(shape=(), dtype=tf.string),
+                        "natural_language_instruction": tfds.features.Text()},
+        "action": {"world_vector": T(shape=(3,), dtype=np.float32), "rotation_delta": T(shape=(3,), dtype=np.float32),
+                   "gripper_closedness_action": T(shape=(1,), dtype=np.float32)},
+        **REWARD, **FLAGS,
+    }
+    episodes = []
+    for e in range(3):
+        n = 4
+        steps = [{"observation": {"image": image(),
+                                  "clip_function_input": {"base_pose_tool_reached": b"\x00garbage" if corrupt == (e, t)
+                                                          else zlib_float32([0.1 * t, e, 0.5, 0, 0, 0, 1])},
+                                  "gripper_closed": zlib_float32([float(t >= 2)]),
+                                  "natural_language_instruction": "pick anything"},
+                  "action": {"world_vector": np.array([0.01, 0, 0], np.float32),
+                             "rotation_delta": np.zeros(3, np.float32),
+                             "gripper_closedness_action": np.array([1.0 if t == 1 else 0.0], np.float32)},
+                  "reward": 0.0, "discount": 1.0, **flags(n, terminal=False)[t]} for t in range(n)]
+        episodes.append({"steps": steps})
+    return write_rlds(folder, "kuka", step_features, episodes)
+
+
+RED_RGB, RED_BGR = (255, 0, 0), (0, 0, 255)
+
+
+def franka_two_cameras(folder, absurd=None):
+    """A Franka with an agent camera (RGB) and a wrist camera whose frames were saved by OpenCV, in
+    BGR order; both show red. absurd=(episode, step): that step's dz is 1e6 (a logging fault)."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG), "wrist_image": tfds.features.Image(shape=IMG),
+                        "state": T(shape=(8,), dtype=np.float32)},
+        "action": T(shape=(7,), dtype=np.float32), "language_instruction": tfds.features.Text(), **REWARD, **FLAGS,
+    }
+    episodes = []
+    for e in range(3):
+        n = 3
+        steps = [{"observation": {"image": np.full(IMG, RED_RGB, np.uint8),
+                                  "wrist_image": np.full(IMG, RED_BGR, np.uint8),
+                                  "state": np.full(8, t, np.float32)},
+                  "action": np.r_[0.01, 0.0, 1e6 if absurd == (e, t) else -0.01, 0, 0, 0, -1.0].astype(np.float32),
+                  "language_instruction": "open the drawer", "reward": 0.0, "discount": 1.0, **flags(n)[t]}
+                 for t in range(n)]
+        episodes.append({"steps": steps})
+    return write_rlds(folder, "franka_two_cameras", step_features, episodes)

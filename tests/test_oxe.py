@@ -192,3 +192,109 @@ def test_record_reader_and_tfds_reader_agree(make, tmp_path):
         assert a.steps.keys() == b.steps.keys()
         for key in a.steps:
             np.testing.assert_array_equal(a.steps[key], b.steps[key], err_msg=key)
+
+
+# ---------------------------------------------------------------- conventions as config (kuka, bytes, cameras, ...)
+
+FRANKA = oxe.OxeConfig(  # a lab's Franka: agent camera in RGB, wrist camera saved by OpenCV (BGR)
+    name="franka_two_cameras", image_key="observation/image", state_keys=("observation/state",),
+    action_keys=("action",), cameras={"wrist": oxe.Camera("observation/wrist_image", "BGR")},
+    gripper=oxe.Gripper(index=6, mode="absolute", open_value=-1.0, closed_value=1.0), robot="franka")
+
+
+def test_compressed_state_is_decoded_as_the_config_says(folder):
+    episodes = oxe.load(oxe_fixtures.kuka(folder / "kuka"), oxe.CONFIGS["kuka"])
+    assert len(episodes) == 3 and episodes.rejected == []
+    state = episodes[2].steps["observation/state"]
+    assert state.shape == (4, 8) and state.dtype == np.float32   # pose (7) + gripper_closed (1)
+    np.testing.assert_allclose(state[:, 0], [0.0, 0.1, 0.2, 0.3], atol=1e-6)
+    np.testing.assert_array_equal(state[:, 1], 2.0)
+    np.testing.assert_array_equal(state[:, 7], [0, 0, 1, 1])
+    np.testing.assert_array_equal(episodes[0].steps["action"][:, 6], [1, 0, 0, 0])   # relative "close" at step 1
+
+
+def test_undecodable_bytes_name_dataset_episode_step_and_field(folder):
+    path = oxe_fixtures.kuka(folder / "kuka_bad", corrupt=(1, 2))
+    with pytest.raises(DatasetError) as caught:
+        oxe.load(path, oxe.CONFIGS["kuka"])
+    err = caught.value
+    assert (err.dataset, err.episode, err.step) == ("kuka", 1, 2)
+    assert err.field == "observation/clip_function_input/base_pose_tool_reached" and "zlib" in str(err)
+
+
+def test_skip_keeps_the_good_episodes_and_reports_every_rejected_one(folder):
+    path = oxe_fixtures.kuka(folder / "kuka_skip", corrupt=(1, 2))
+    with pytest.warns(UserWarning, match="1 episode\\(s\\) rejected"):
+        episodes = oxe.load(path, oxe.CONFIGS["kuka"], on_error="skip")
+    assert [ep.index for ep in episodes] == [0, 2]
+    assert [r.episode for r in episodes.rejected] == [1] and episodes.rejected[0].error.step == 2
+    report = episodes.report()
+    assert "2 episodes kept, 8 steps, 6 transitions" in report and "episode 1:" in report
+    with pytest.raises(ValueError, match="on_error"):
+        oxe.load(path, oxe.CONFIGS["kuka"], on_error="ignore")
+
+
+def test_utf8_byte_instructions_decode_any_language(folder):
+    texts = ("schiebe den grünen Würfel nach links", "把红色的星星推到左边", "")
+    episodes = oxe.load(oxe_fixtures.language_table(folder / "lt_utf8", texts=texts), oxe.CONFIGS["language_table"])
+    assert [ep.language for ep in episodes] == [texts[0], texts[1], None]
+
+
+def test_invalid_utf8_and_codes_read_as_text_are_named_errors(folder):
+    broken = oxe_fixtures.language_table(folder / "lt_broken", texts=("ok", b"caf\xe9 au lait"))
+    with pytest.raises(DatasetError, match="not valid UTF-8") as caught:
+        oxe.load(broken, oxe.CONFIGS["language_table"])
+    assert caught.value.episode == 1 and caught.value.field == "observation/instruction"
+    as_text = dataclasses.replace(oxe.CONFIGS["language_table"], language="text")
+    with pytest.raises(DatasetError, match="language='codes' or 'utf8_bytes'"):
+        oxe.load(oxe_fixtures.language_table(folder / "lt_text"), as_text)
+
+
+def test_several_cameras_each_in_rgb_whatever_order_they_were_saved_in(folder):
+    episodes = oxe.load(oxe_fixtures.franka_two_cameras(folder / "two_cams"), FRANKA)
+    for key in ("observation/image", "observation/wrist_image"):
+        frames = episodes[0].steps[key]
+        assert frames.shape == (3, *oxe_fixtures.IMG) and frames.dtype == np.uint8
+        assert tuple(frames[0, 0, 0]) == oxe_fixtures.RED_RGB, f"{key} is not red in RGB"
+    as_saved = oxe.load(oxe_fixtures.franka_two_cameras(folder / "two_cams_rgb"),
+                        dataclasses.replace(FRANKA, cameras={"wrist": oxe.Camera("observation/wrist_image")}))
+    assert tuple(as_saved[0].steps["observation/wrist_image"][0, 0, 0]) == oxe_fixtures.RED_BGR
+
+
+def test_an_absurd_action_is_refused_naming_its_step_and_the_bounds_are_config(folder):
+    path = oxe_fixtures.franka_two_cameras(folder / "absurd", absurd=(2, 1))
+    with pytest.raises(DatasetError, match=r"action\[2\] = 1e\+06 is outside") as caught:
+        oxe.load(path, FRANKA)
+    assert (caught.value.episode, caught.value.step, caught.value.field) == (2, 1, "action")
+    with pytest.warns(UserWarning):
+        kept = oxe.load(path, FRANKA, on_error="skip")
+    assert [ep.index for ep in kept] == [0, 1]
+    loose = dataclasses.replace(FRANKA, action_limit=(1e7,) * 6)
+    assert len(oxe.load(path, loose)) == 3
+    tight = dataclasses.replace(FRANKA, action_limit=(0.005,) * 6)   # every 0.01 step is beyond it
+    with pytest.raises(DatasetError, match="no usable episodes \\(3 rejected; the first: .*episode 0"):
+        oxe.load(path, tight, on_error="skip")
+
+
+def test_leading_noop_steps_are_dropped_when_the_config_says_so(folder):
+    path = oxe_fixtures.bridge(folder / "bridge_still", still_first_step=True)
+    episodes = oxe.load(path, oxe.CONFIGS["bridge"])
+    kept = oxe.load(path, dataclasses.replace(oxe.CONFIGS["bridge"], drop_leading_noops=False))
+    for ep, whole in zip(episodes, kept):
+        assert ep.metadata["dropped_leading_noops"] == 1 and len(ep) == len(whole) - 1
+        assert whole.steps["is_noop"][0] and not ep.steps["is_noop"][0]
+        np.testing.assert_array_equal(ep.steps["is_first"], np.arange(len(ep)) == 0)
+        np.testing.assert_array_equal(ep.steps["observation/state"], whole.steps["observation/state"][1:])
+
+
+def test_the_worked_example_of_the_datasets_readme_runs(folder, capsys):
+    """datasets/README.md's "bring your own dataset" example, on a look-alike of the data it describes."""
+    readme = (REPO / "datasets" / "README.md").read_text()
+    example = readme.split("### Bring your own dataset", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    path = oxe_fixtures.franka_two_cameras(folder / "readme", absurd=(1, 1))
+    assert '"~/data/our_franka/1.0.0"' in example
+    with pytest.warns(UserWarning):
+        exec(example.replace('"~/data/our_franka/1.0.0"', repr(str(path))), {})
+    printed = capsys.readouterr().out
+    assert "2 episodes kept, 6 steps, 4 transitions" in printed
+    assert "episode 1: " in printed and "step 1, field 'action'" in printed and "outside the action space" in printed

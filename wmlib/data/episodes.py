@@ -82,11 +82,23 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def to_text(value):
-    """bytes (or arrays of bytes) from TensorFlow -> str."""
+    """bytes (or arrays of bytes) from TensorFlow -> str, where they are UTF-8 text.
+
+    Bytes that are not UTF-8 (a compressed tensor, an encoded image) stay bytes: what they mean is
+    for the dataset's config to say (``wmlib.data.oxe``), not for the reader to guess.
+    """
+    def text(v):
+        if not isinstance(v, bytes):
+            return v
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return v
+
     if isinstance(value, bytes):
-        return value.decode("utf-8")
+        return text(value)
     if isinstance(value, np.ndarray) and value.dtype == object:
-        return np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in value], dtype=object)
+        return np.array([text(v) for v in value.reshape(-1)], dtype=object).reshape(value.shape)
     return value
 
 

@@ -7,7 +7,8 @@ into the common view below, and nothing else in the course needs to know the lab
 The common view (an ``Episode`` of ``wmlib.data``):
 
 - ``observation/state``: the config's state keys, concatenated, float32.
-- ``observation/image``: the main camera, uint8 (H, W, 3), when images=True.
+- ``observation/image``: the main camera, uint8 (H, W, 3) in RGB order, when images=True;
+  ``observation/<name>_image`` for each further camera of the config.
 - ``action`` (T + 1, 7) float32: ``[dx, dy, dz, droll, dpitch, dyaw, gripper]``:
   end-effector deltas in the dataset's own units (``metadata["action_units"]``),
   rotation as extrinsic x-y-z Euler angles (radians), and the gripper as an
@@ -26,20 +27,32 @@ truncation. Pointing it at a dataset you downloaded (the folder holding
     from wmlib.data import oxe
     episodes = oxe.load("~/tensorflow_datasets/fractal20220817_data/0.1.0", oxe.CONFIGS["fractal20220817_data"])
     stats = oxe.statistics(episodes)
+
+A dataset with a few bad episodes can still be used: ``load(..., on_error="skip")`` returns the
+good ones and lists every rejected episode with its error (``episodes.rejected``,
+``episodes.report()``); the default, "raise", stops at the first bad episode.
 """
 from __future__ import annotations
 
 import dataclasses
 import pathlib
+import warnings
+import zlib
 
 import numpy as np
 
 from wmlib.data.episodes import DatasetError, Episode, load as load_raw
-from wmlib.data.validate import EpisodeSpec, validate_dataset
+from wmlib.data.validate import EpisodeSpec, validate_episode
 
 OPEN, CLOSED = 1.0, 0.0
 COMMON_GRIPPER = "absolute: 1 open, 0 closed"
 QUATERNION_TOLERANCE = 1e-3
+# Largest |value| of a meaningful action, per dimension of [dx, dy, dz, droll, dpitch, dyaw], in the
+# dataset's units: no arm moves 10 units (metres, or a normalised full range several times over) or
+# more than a full turn in one step. A value beyond it is a logging fault, and it would ruin the
+# dataset's statistics, so it is refused; a config can set tighter bounds of its own.
+DEFAULT_ACTION_LIMIT = (10.0, 10.0, 10.0, 2 * np.pi, 2 * np.pi, 2 * np.pi)
+LANGUAGE_ENCODINGS = ("text", "codes", "utf8_bytes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +73,21 @@ class Gripper:
 
 
 @dataclasses.dataclass(frozen=True)
+class Decoder:
+    """How a stored field becomes numbers. kind="zlib_float32": each step holds the zlib-compressed
+    bytes of a float32 tensor of ``shape`` (kuka stores its state this way)."""
+    kind: str
+    shape: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    """A camera field and its channel order: "RGB", or "BGR" as OpenCV saves frames."""
+    key: str
+    channels: str = "RGB"
+
+
+@dataclasses.dataclass(frozen=True)
 class OxeConfig:
     """Where a dataset keeps things and which conventions it follows.
 
@@ -69,7 +97,13 @@ class OxeConfig:
     rotation: "euler" or "quaternion" (x, y, z, w) at ``rotation_index``, or "none".
     absolute_from_state: the action is an absolute pose; relabel it as the change
     between consecutive states, taking x, y, z(, roll, pitch, yaw) at these state indices.
-    language: a text field, or a field of integer character codes (``language_codes=True``).
+    language_key: the instruction's field; language: how it is stored, "text", "codes" (integer
+    Unicode code points, zero-padded) or "utf8_bytes" (integers that are the UTF-8 bytes, zero-padded).
+    image_channels: channel order of the main camera; cameras: further cameras by name.
+    decoders: fields stored encoded, decoded before anything else reads them.
+    drop_leading_noops: remove the steps at the start whose action moves nothing (a recorder
+    that logs a zero action before the first command); the metadata counts them.
+    action_limit: the largest |value| of each of the six motion dimensions of a meaningful action.
     """
     name: str
     image_key: str
@@ -81,10 +115,15 @@ class OxeConfig:
     gripper: Gripper | None = None
     absolute_from_state: tuple[int, ...] | None = None
     language_key: str | None = "language_instruction"
-    language_codes: bool = False
+    language: str = "text"
     control_freq: float = 10.0
     robot: str = "unknown"
     action_units: str = "metres and radians per step"
+    image_channels: str = "RGB"
+    cameras: dict[str, Camera] = dataclasses.field(default_factory=dict)
+    decoders: dict[str, Decoder] = dataclasses.field(default_factory=dict)
+    drop_leading_noops: bool = False
+    action_limit: tuple[float, ...] = DEFAULT_ACTION_LIMIT
 
 
 # Published conventions of a few OXE datasets (their feature names as released).
@@ -95,17 +134,26 @@ CONFIGS = {
         action_keys=("action/world_vector", "action/rotation_delta", "action/gripper_closedness_action"),
         gripper=Gripper(index=6, mode="relative", close_sign=1.0),
         language_key="observation/natural_language_instruction", control_freq=3.0, robot="google_robot"),
-    "bridge": OxeConfig(  # WidowX: actions relabelled from consecutive end-effector states
+    "bridge": OxeConfig(  # WidowX: actions relabelled from consecutive end-effector states; the
+        # first step of an episode carries an all-zero action, logged before the first command
         name="bridge", image_key="observation/image", state_keys=("observation/state",),
         action_keys=("action/world_vector", "action/rotation_delta", "action/open_gripper"),
         gripper=Gripper(index=6, mode="absolute", open_value=1.0, closed_value=0.0),
-        absolute_from_state=(0, 1, 2, 3, 4, 5),
+        absolute_from_state=(0, 1, 2, 3, 4, 5), drop_leading_noops=True,
         language_key="observation/natural_language_instruction", control_freq=5.0, robot="widowx"),
-    "language_table": OxeConfig(  # planar pusher: 2-D actions, language as character codes
+    "language_table": OxeConfig(  # planar pusher: 2-D actions, instruction as zero-padded UTF-8 bytes
         name="language_table", image_key="observation/rgb",
         state_keys=("observation/effector_translation",), action_keys=("action",),
         position=(0, 1), rotation="none", gripper=None,
-        language_key="observation/instruction", language_codes=True, control_freq=10.0, robot="xarm_pusher"),
+        language_key="observation/instruction", language="utf8_bytes", control_freq=10.0, robot="xarm_pusher"),
+    "kuka": OxeConfig(  # QT-Opt, KUKA iiwa: state stored as zlib-compressed float32; relative gripper
+        name="kuka", image_key="observation/image",
+        state_keys=("observation/clip_function_input/base_pose_tool_reached", "observation/gripper_closed"),
+        action_keys=("action/world_vector", "action/rotation_delta", "action/gripper_closedness_action"),
+        gripper=Gripper(index=6, mode="relative", close_sign=1.0),
+        decoders={"observation/clip_function_input/base_pose_tool_reached": Decoder("zlib_float32", (7,)),
+                  "observation/gripper_closed": Decoder("zlib_float32", (1,))},
+        language_key="observation/natural_language_instruction", control_freq=10.0, robot="kuka_iiwa"),
     "austin_buds_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: 1 = closed, range [-1, 1]
         name="austin_buds_dataset_converted_externally_to_rlds", image_key="observation/image",
         state_keys=("observation/state",), action_keys=("action",),
@@ -198,14 +246,65 @@ def relabel_from_states(pose: np.ndarray) -> np.ndarray:
     return delta
 
 
-def decode_language(value) -> str:
-    """Text, bytes, or zero-padded integer character codes -> str ('' when unlabelled)."""
+def decode_language(value, encoding: str = "text", where: tuple = ("", None, None, None)) -> str:
+    """One stored instruction -> str ('' when unlabelled).
+
+    encoding "text": str or UTF-8 bytes; "codes": integer Unicode code points; "utf8_bytes":
+    integers that are the UTF-8 bytes of the text. Integer arrays are zero-padded at the end.
+    """
+    dataset, episode, step, field = where
+
+    def fail(problem):
+        raise DatasetError(problem, dataset=dataset, episode=episode, step=step, field=field)
+
+    if encoding not in LANGUAGE_ENCODINGS:
+        raise ValueError(f"language must be one of {LANGUAGE_ENCODINGS}, not {encoding!r}")
     if isinstance(value, np.ndarray) and value.dtype.kind in "iu":
-        codes = value[value != 0] if value.ndim == 1 else value
-        return "".join(map(chr, codes.tolist())).strip()
+        codes = value.reshape(-1)
+        codes = codes[: np.flatnonzero(codes)[-1] + 1] if codes.any() else codes[:0]   # zero padding
+        if encoding == "text":
+            fail("the instruction is stored as integers: set language='codes' or 'utf8_bytes' in the config")
+        if encoding == "utf8_bytes":
+            if codes.min(initial=0) < 0 or codes.max(initial=0) > 255:
+                fail(f"value {int(codes.max())} is not a byte: the instruction is not UTF-8 bytes "
+                     "(language='codes' for code points?)")
+            value = bytes(codes.astype(np.uint8).tolist())
+        else:
+            return "".join(map(chr, codes.tolist())).strip()
     if isinstance(value, bytes):
-        value = value.decode("utf-8")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as error:
+            fail(f"the instruction is not valid UTF-8 ({error.reason} at byte {error.start})")
     return str(value).strip()
+
+
+def decode_field(values, decoder: Decoder, where: tuple) -> np.ndarray:
+    """(T,) stored values of one field -> (T, *decoder.shape) float32."""
+    dataset, episode, field = where
+    if decoder.kind != "zlib_float32":
+        raise ValueError(f"decoder kind must be 'zlib_float32', not {decoder.kind!r}")
+    out = np.empty((len(values), *decoder.shape), np.float32)
+    for t, value in enumerate(values):
+        try:
+            raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+            array = np.frombuffer(zlib.decompress(raw), dtype=np.float32)
+            out[t] = array.reshape(decoder.shape)
+        except (zlib.error, ValueError, TypeError) as error:
+            raise DatasetError(f"cannot decode as zlib-compressed float32 of shape {decoder.shape}: {error}",
+                               dataset=dataset, episode=episode, step=t, field=field) from None
+    return out
+
+
+def rgb(frames: np.ndarray, channels: str, where: tuple) -> np.ndarray:
+    """(T, H, W, 3) frames in the camera's channel order -> RGB."""
+    if channels not in ("RGB", "BGR"):
+        raise ValueError(f"camera channels must be 'RGB' or 'BGR', not {channels!r}")
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise DatasetError(f"frames should be (T, H, W, 3), got {frames.shape}", dataset=where[0],
+                           episode=where[1], field=where[2])
+    return frames[..., ::-1] if channels == "BGR" else frames
 
 
 def noop_mask(action7: np.ndarray) -> np.ndarray:
@@ -245,18 +344,31 @@ def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> n
     return action
 
 
+def leading_noops(is_noop: np.ndarray) -> int:
+    """How many steps at the start have a no-op action (keeping at least one action)."""
+    moving = np.flatnonzero(~is_noop[:-1])
+    return int(moving[0]) if len(moving) else 0
+
+
 def to_common(ep: Episode, config: OxeConfig, images: bool = True) -> Episode:
     """One raw episode -> the common view."""
     where = (ep.dataset, ep.index)
-    steps = ep.steps
+    steps = dict(ep.steps)
     n = len(steps["is_last"]) if "is_last" in steps else 0
-    needed = (*config.state_keys, "is_first", "is_last") + ((config.image_key,) if images else ())
+    cameras = {"observation/image": Camera(config.image_key, config.image_channels),
+               **{f"observation/{name}_image": camera for name, camera in config.cameras.items()}}
+    needed = (*config.state_keys, "is_first", "is_last", *config.decoders) + \
+        (tuple(c.key for c in cameras.values()) if images else ())
     for key in needed:
         if key not in steps:
             raise DatasetError("missing key (named in the dataset's config)", dataset=ep.dataset,
                                episode=ep.index, field=key)
+    for key, decoder in config.decoders.items():
+        steps[key] = decode_field(steps[key], decoder, (*where, key))
     action = standard_action(steps, config, where)
-    text = decode_language(steps[config.language_key][0]) if config.language_key in steps else ""
+    text = ""
+    if config.language_key in steps:
+        text = decode_language(steps[config.language_key][0], config.language, (*where, 0, config.language_key))
     common = {
         "observation/state": np.concatenate(
             [np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1),
@@ -270,30 +382,83 @@ def to_common(ep: Episode, config: OxeConfig, images: bool = True) -> Episode:
         "language_instruction": np.array([text] * n, dtype=object),
     }
     if images:
-        common["observation/image"] = np.asarray(steps[config.image_key])
+        for name, camera in cameras.items():
+            common[name] = rgb(steps[camera.key], camera.channels, (*where, camera.key))
+    dropped = leading_noops(common["is_noop"]) if config.drop_leading_noops else 0
+    if dropped:
+        common = {key: values[dropped:] for key, values in common.items()}
+        common["is_first"] = np.arange(n - dropped) == 0
     metadata = {**ep.metadata, "dataset": config.name, "robot": config.robot, "control_freq": config.control_freq,
-                "gripper_convention": COMMON_GRIPPER, "action_units": config.action_units, "labelled": bool(text)}
+                "gripper_convention": COMMON_GRIPPER, "action_units": config.action_units, "labelled": bool(text),
+                "dropped_leading_noops": dropped}
     return Episode(common, metadata, index=ep.index, dataset=ep.dataset)
 
 
-def common_spec(first: Episode) -> EpisodeSpec:
+def common_spec(first: Episode, config: OxeConfig) -> EpisodeSpec:
+    """Shapes and dtypes of the first good episode; the config's bounds on the action."""
     fields = {k: (tuple(np.asarray(v).shape[1:]), np.asarray(v).dtype) for k, v in first.steps.items()}
     fields["language_instruction"] = ((), np.dtype(object))
-    low = np.r_[np.full(6, -np.inf), CLOSED].astype(np.float32)
-    high = np.r_[np.full(6, np.inf), OPEN].astype(np.float32)
-    return EpisodeSpec(fields=fields, action_low=low, action_high=high)
+    if len(config.action_limit) != 6:
+        raise ValueError(f"{config.name}: action_limit needs 6 bounds (dx, dy, dz, droll, dpitch, dyaw)")
+    limit = np.asarray(config.action_limit, np.float32)
+    return EpisodeSpec(fields=fields, action_low=np.r_[-limit, CLOSED].astype(np.float32),
+                       action_high=np.r_[limit, OPEN].astype(np.float32))
 
 
-def load(path: str | pathlib.Path, config: OxeConfig, split: str = "train", images: bool = True) -> list[Episode]:
-    """Read an RLDS dataset folder and map every episode to the common view; validate the result."""
+@dataclasses.dataclass
+class Rejected:
+    episode: int
+    error: DatasetError
+
+
+class Loaded(list):
+    """The episodes ``load`` kept (a list), with ``rejected``: every episode it left out and why."""
+
+    def __init__(self, episodes, rejected=(), dataset: str = ""):
+        super().__init__(episodes)
+        self.rejected, self.dataset = list(rejected), dataset
+
+    def report(self) -> str:
+        steps = sum(len(ep) for ep in self)
+        lines = [f"{self.dataset}: {len(self)} episodes kept, {steps} steps, {steps - len(self)} transitions "
+                 "(the last step of an episode holds its final observation, not an action)"]
+        if self.rejected:
+            lines.append(f"{len(self.rejected)} episode(s) rejected:")
+            lines += [f"  episode {r.episode}: {r.error}" for r in self.rejected]
+        return "\n".join(lines)
+
+
+def load(path: str | pathlib.Path, config: OxeConfig, split: str = "train", images: bool = True,
+         on_error: str = "raise") -> Loaded:
+    """Read an RLDS dataset folder and map every episode to the common view, validated.
+
+    on_error="raise": the first bad episode raises its DatasetError (naming dataset, episode,
+    step and field). on_error="skip": bad episodes are left out, each listed in ``.rejected``
+    with its error, and a warning says how many; an unreadable file still raises.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     path = pathlib.Path(path).expanduser()
-    raw = load_raw(path, split=split, images=images, validate=False)
-    episodes = [to_common(ep, config, images) for ep in raw]
-    if episodes:
-        validate_dataset(episodes, common_spec(episodes[0]))
-    else:
-        raise DatasetError("the dataset has no episodes", dataset=str(path))
-    return episodes
+    kept, rejected, spec, name = [], [], None, str(path)
+    for ep in load_raw(path, split=split, images=images, validate=False):
+        name = ep.dataset or name
+        try:
+            common = to_common(ep, config, images)
+            spec = spec or common_spec(common, config)
+            validate_episode(common, spec)
+        except DatasetError as error:
+            if on_error == "raise":
+                raise
+            rejected.append(Rejected(ep.index, error))
+            continue
+        kept.append(common)
+    loaded = Loaded(kept, rejected, dataset=name)
+    if not kept:
+        first = f"; the first: {rejected[0].error}" if rejected else ""
+        raise DatasetError(f"no usable episodes ({len(rejected)} rejected{first})", dataset=name)
+    if rejected:
+        warnings.warn(loaded.report(), stacklevel=2)
+    return loaded
 
 
 # ------------------------------------------------------------------ normalisation

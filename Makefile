@@ -58,11 +58,11 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 dataset: setup
-	@$(BIN)/python -m wmlib.data.build --out datasets
+	@$(BIN)/python -m wmlib.build_dataset --out datasets
 
 fixture: setup
 	@rm -rf datasets/fixture
-	@$(BIN)/python -m wmlib.data.build --out datasets/fixture --seed 7 --workers 1 \
+	@$(BIN)/python -m wmlib.build_dataset --out datasets/fixture --seed 7 --workers 1 \
 		--episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
 
 # Student copies: solutions removed, hidden tests removed, outputs cleared.

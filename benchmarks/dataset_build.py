@@ -9,7 +9,7 @@ import tempfile
 import time
 
 from wmlib import data
-from wmlib.data import build
+from wmlib import build_dataset as build
 from common import write
 
 

@@ -107,8 +107,10 @@ def bridge(folder, still_first_step=False, name="bridge"):
     return write_rlds(folder, name, step_features, episodes)
 
 
-def language_table(folder, texts=("push the red star to the left", "")):
-    """Language Table: 2-D actions, instruction as 512 zero-padded UTF-8 bytes; one unlabelled episode."""
+def language_table(folder, texts=("push the red star to the left", ""), encoding="codes", name="language_table"):
+    """Language Table: 2-D actions, instruction as 512 zero-padded integers, Unicode code points as
+    the published standardisation reads them (encoding="utf8_bytes": the text's UTF-8 bytes instead);
+    one unlabelled episode."""
     step_features = {
         "observation": {"rgb": tfds.features.Image(shape=IMG), "effector_translation": T(shape=(2,), dtype=np.float32),
                         "effector_target_translation": T(shape=(2,), dtype=np.float32),
@@ -117,16 +119,19 @@ def language_table(folder, texts=("push the red star to the left", "")):
     }
     episodes = []
     for text in texts:
-        encoded = text.encode("utf-8") if isinstance(text, str) else text   # bytes: deliberately broken
+        if isinstance(text, bytes):                     # deliberately broken UTF-8
+            encoded = list(text)
+        else:
+            encoded = list(text.encode("utf-8")) if encoding == "utf8_bytes" else [ord(c) for c in text]
         codes = np.zeros(512, np.int32)
-        codes[: len(encoded)] = list(encoded)
+        codes[: len(encoded)] = encoded
         n = 4
         steps = [{"observation": {"rgb": image(), "effector_translation": np.array([0.1 * t, 0], np.float32),
                                   "effector_target_translation": np.zeros(2, np.float32), "instruction": codes},
                   "action": np.array([0.03, -0.01], np.float32) if t != 1 else np.zeros(2, np.float32),
                   "reward": 0.0, "discount": 1.0, **flags(n, terminal=False)[t]} for t in range(n)]
         episodes.append({"steps": steps})
-    return write_rlds(folder, "language_table", step_features, episodes)
+    return write_rlds(folder, name, step_features, episodes)
 
 
 def franka_quaternion(folder, quaternions=None, name="furniture_bench_dataset_converted_externally_to_rlds"):
@@ -215,3 +220,16 @@ def franka_two_cameras(folder, absurd=None):
                  for t in range(n)]
         episodes.append({"steps": steps})
     return write_rlds(folder, "franka_two_cameras", step_features, episodes)
+
+
+def franka_matrix(folder, matrices, name="franka_rotation_matrix"):
+    """A Franka dataset whose action is [x, y, z, rotation matrix (9, row-major), gripper]."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG), "state": T(shape=(8,), dtype=np.float32)},
+        "action": T(shape=(13,), dtype=np.float32), "language_instruction": tfds.features.Text(), **REWARD, **FLAGS,
+    }
+    n = len(matrices)
+    steps = [{"observation": {"image": image(), "state": np.zeros(8, np.float32)},
+              "action": np.r_[0.01, 0, 0, np.asarray(matrices[t], np.float32).reshape(9), -1.0].astype(np.float32),
+              "language_instruction": "", "reward": 0.0, "discount": 1.0, **flags(n)[t]} for t in range(n)]
+    return write_rlds(folder, name, step_features, [{"steps": steps}])

@@ -6,7 +6,7 @@ import pytest
 
 from wmlib import data, envs, scripted
 from wmlib.collect import SOURCES, run_episode
-from wmlib.data import build
+from wmlib import build_dataset as build
 
 TASKS = ["PushCube-v1", "PickCube-v1"]
 

@@ -9,9 +9,9 @@ import tensorflow_datasets as tfds
 import torch
 
 from wmlib import data
-from wmlib.collect import SOURCES
+from wmlib.data.conventions import SOURCES
 from wmlib.data import DatasetError, Episode
-from wmlib.data.episodes import spec_of
+from wmlib.data.reader import spec_of
 from conftest import REPO
 
 FIXTURE = REPO / "datasets" / "fixture" / "wmr_maniskill"

@@ -234,16 +234,27 @@ def test_skip_keeps_the_good_episodes_and_reports_every_rejected_one(folder):
         oxe.load(path, oxe.CONFIGS["kuka"], on_error="ignore")
 
 
+TEXTS = ("schiebe den grünen Würfel nach links", "把红色的星星推到左边", "")
+
+
+def test_code_point_instructions_decode_any_language(folder):
+    episodes = oxe.load(oxe_fixtures.language_table(folder / "lt_codes", texts=TEXTS), oxe.CONFIGS["language_table"])
+    assert [ep.language for ep in episodes] == [TEXTS[0], TEXTS[1], None]
+
+
 def test_utf8_byte_instructions_decode_any_language(folder):
-    texts = ("schiebe den grünen Würfel nach links", "把红色的星星推到左边", "")
-    episodes = oxe.load(oxe_fixtures.language_table(folder / "lt_utf8", texts=texts), oxe.CONFIGS["language_table"])
-    assert [ep.language for ep in episodes] == [texts[0], texts[1], None]
+    as_bytes = dataclasses.replace(oxe.CONFIGS["language_table"], language="utf8_bytes")
+    path = oxe_fixtures.language_table(folder / "lt_utf8", texts=TEXTS, encoding="utf8_bytes")
+    assert [ep.language for ep in oxe.load(path, as_bytes)] == [TEXTS[0], TEXTS[1], None]
+    with pytest.raises(DatasetError, match="not a byte|not valid UTF-8"):   # code points read as bytes: named
+        oxe.load(oxe_fixtures.language_table(folder / "lt_mixed", texts=TEXTS), as_bytes)
 
 
 def test_invalid_utf8_and_codes_read_as_text_are_named_errors(folder):
+    as_bytes = dataclasses.replace(oxe.CONFIGS["language_table"], language="utf8_bytes")
     broken = oxe_fixtures.language_table(folder / "lt_broken", texts=("ok", b"caf\xe9 au lait"))
     with pytest.raises(DatasetError, match="not valid UTF-8") as caught:
-        oxe.load(broken, oxe.CONFIGS["language_table"])
+        oxe.load(broken, as_bytes)
     assert caught.value.episode == 1 and caught.value.field == "observation/instruction"
     as_text = dataclasses.replace(oxe.CONFIGS["language_table"], language="text")
     with pytest.raises(DatasetError, match="language='codes' or 'utf8_bytes'"):
@@ -298,3 +309,28 @@ def test_the_worked_example_of_the_datasets_readme_runs(folder, capsys):
     printed = capsys.readouterr().out
     assert "2 episodes kept, 6 steps, 4 transitions" in printed
     assert "episode 1: " in printed and "step 1, field 'action'" in printed and "outside the action space" in printed
+
+
+MATRIX = oxe.OxeConfig(name="franka_rotation_matrix", image_key="observation/image", state_keys=("observation/state",),
+                       action_keys=("action",), rotation="matrix",
+                       gripper=oxe.Gripper(index=12, mode="absolute", open_value=-1.0, closed_value=1.0))
+
+
+def test_rotation_matrices_become_euler_angles_and_a_reflection_is_refused(folder):
+    quarter_turn_z = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    episodes = oxe.load(oxe_fixtures.franka_matrix(folder / "rmat", [np.eye(3), quarter_turn_z, np.eye(3)]), MATRIX)
+    np.testing.assert_allclose(episodes[0].steps["action"][:2, 3:6], [[0, 0, 0], [0, 0, np.pi / 2]], atol=1e-6)
+    mirror = np.diag([1.0, 1.0, -1.0])
+    with pytest.raises(DatasetError, match="not a rotation") as caught:
+        oxe.load(oxe_fixtures.franka_matrix(folder / "rmat_bad", [np.eye(3), mirror, np.eye(3)]), MATRIX)
+    assert (caught.value.step, caught.value.field) == (1, "action")
+
+
+@pytest.mark.parametrize("space", ["joint_position", "joint_velocity", "bimanual"])
+def test_actions_the_common_view_cannot_hold_are_refused_not_reshaped(folder, space):
+    path = oxe_fixtures.austin_buds(folder / f"joints_{space}")
+    joints = dataclasses.replace(oxe.CONFIGS["austin_buds_dataset_converted_externally_to_rlds"], action_space=space)
+    with pytest.raises(DatasetError, match="would invent data"):
+        oxe.load(path, joints)
+    with pytest.raises(ValueError, match="action_space must be"):
+        oxe.load(path, dataclasses.replace(joints, action_space="eef_somehow"))

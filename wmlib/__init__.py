@@ -6,7 +6,8 @@ load TensorFlow or the simulator until a notebook asks for them:
 - ``wmlib.data``       RLDS episodes: loading, validation, transitions, Open X-Embodiment configs
 - ``wmlib.envs``       ManiSkill environments that work on CPU and GPU
 - ``wmlib.scripted``   scripted controllers (successes, deliberate mistakes, recoveries)
-- ``wmlib.collect``    episode collection into the course dataset
+- ``wmlib.collect``    episode collection from the simulator (the data pyramid's four sources)
+- ``wmlib.build_dataset`` the course dataset: collect, write as RLDS (``make dataset``)
 - ``wmlib.models``     encoders, dynamics models, ensembles, the training loop
 - ``wmlib.planning``   random shooting, CEM and MPPI over any model with a ``rollout``
 - ``wmlib.sim_model``  the simulator used as a perfect model, behind the same ``rollout``
@@ -28,8 +29,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, no start-up chatter
 
 __version__ = "0.1.0"
-SUBMODULES = ("data", "envs", "scripted", "collect", "models", "planning", "sim_model", "tasks", "control",
-              "model_based", "eval", "viz", "camera", "results", "selfcheck", "grading")
+SUBMODULES = ("data", "envs", "scripted", "collect", "build_dataset", "models", "planning", "sim_model", "tasks",
+              "control", "model_based", "eval", "viz", "camera", "results", "selfcheck", "grading")
 __all__ = ["device", *SUBMODULES]
 
 

@@ -20,28 +20,12 @@ import multiprocessing
 
 import numpy as np
 
-SOURCES = ("random", "scripted_success", "scripted_failure", "recovery")
+from wmlib.data.conventions import SOURCES, proprio_of
+
 INSTRUCTIONS = {
     "PushCube-v1": "push the cube into the goal region",
     "PickCube-v1": "pick up the cube and move it to the goal",
 }
-PROPRIO_KEYS = ("agent/qpos", "agent/qvel", "extra/tcp_pose")
-GRIPPER_CONVENTION = "absolute: +1 open, -1 closed"
-
-
-def proprio_layout(state_layout: dict[str, slice]) -> dict[str, slice]:
-    """Where the proprioceptive parts of the state land in the proprio vector."""
-    layout, start = {}, 0
-    for key in PROPRIO_KEYS:
-        width = state_layout[key].stop - state_layout[key].start
-        layout[key] = slice(start, start + width)
-        start += width
-    return layout
-
-
-def proprio_of(state: np.ndarray, state_layout: dict[str, slice]) -> np.ndarray:
-    """(..., D) state -> (..., P) proprioception: joint positions, velocities, gripper pose."""
-    return np.concatenate([state[..., state_layout[k]] for k in PROPRIO_KEYS], axis=-1)
 
 
 class Disturbance:

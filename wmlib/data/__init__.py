@@ -4,12 +4,20 @@
     episodes = data.load("datasets/wmr_maniskill/push_cube/1.0.0", images=False)
     batch = data.transitions(episodes)       # (o_t, a_t, o_t+1), never across episodes
 
-The conventions every course dataset follows are in ``wmlib.data.episodes``.
+The modules, from the bottom up (each imports only those above it; none imports a simulator,
+a model or a planner):
+
+- ``conventions``: the course's proprioception layout, gripper convention, action names, units;
+- ``episodes``: ``Episode`` (the step conventions every dataset follows) and ``DatasetError``;
+- ``validate``: checks that name the episode, step and field of each fault;
+- ``transitions``: (o_t, a_t, o_t+1) and World Action Model tuples, batches for torch;
+- ``reader``: RLDS folders read through tfds, and where the course data lives;
+- ``rlds_builder``: the course dataset's tfds builder (the writing side of the format);
+- ``oxe``: other labs' RLDS datasets mapped to the course's common view by per-dataset configs.
 """
-from wmlib.data.episodes import (
-    DatasetError, Episode, Transitions, WamTuples, dataset_metadata, default_path, iterate_batches, load,
-    read_dataset, rlds_transitions, state_layout, transitions, wam_tuples,
-)
+from wmlib.data.episodes import DatasetError, Episode
+from wmlib.data.reader import dataset_metadata, default_path, load, read_dataset, rlds_transitions, state_layout
+from wmlib.data.transitions import Transitions, WamTuples, iterate_batches, transitions, wam_tuples
 from wmlib.data.validate import EpisodeSpec, validate_dataset, validate_episode
 
 __all__ = [

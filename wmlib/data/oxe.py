@@ -41,7 +41,8 @@ import zlib
 
 import numpy as np
 
-from wmlib.data.episodes import DatasetError, Episode, load as load_raw
+from wmlib.data.episodes import DatasetError, Episode
+from wmlib.data.reader import load as load_raw
 from wmlib.data.validate import EpisodeSpec, validate_episode
 
 OPEN, CLOSED = 1.0, 0.0
@@ -53,6 +54,7 @@ QUATERNION_TOLERANCE = 1e-3
 # dataset's statistics, so it is refused; a config can set tighter bounds of its own.
 DEFAULT_ACTION_LIMIT = (10.0, 10.0, 10.0, 2 * np.pi, 2 * np.pi, 2 * np.pi)
 LANGUAGE_ENCODINGS = ("text", "codes", "utf8_bytes")
+REFUSED_ACTION_SPACES = ("joint_position", "joint_velocity", "bimanual")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +96,12 @@ class OxeConfig:
     action_keys: step fields concatenated into the raw action (e.g. "action" or
     "action/world_vector", "action/rotation_delta", ...), in order.
     position: indices of the raw action's translation (1 to 3 of x, y, z).
-    rotation: "euler" or "quaternion" (x, y, z, w) at ``rotation_index``, or "none".
+    action_space: what the actions command. "eef_delta": end-effector motions, which the common view
+    holds; "joint_position", "joint_velocity" and "bimanual" actions cannot be honestly turned into
+    end-effector deltas of one arm, so ``load`` refuses such a dataset (read it raw with
+    ``wmlib.data.load``); an absolute end-effector pose is "eef_delta" with ``absolute_from_state``.
+    rotation: "euler", "quaternion" (x, y, z, w) or "matrix" (3 x 3, row-major) at ``rotation_index``,
+    or "none".
     absolute_from_state: the action is an absolute pose; relabel it as the change
     between consecutive states, taking x, y, z(, roll, pitch, yaw) at these state indices.
     language_key: the instruction's field; language: how it is stored, "text", "codes" (integer
@@ -109,6 +116,7 @@ class OxeConfig:
     image_key: str
     state_keys: tuple[str, ...]
     action_keys: tuple[str, ...]
+    action_space: str = "eef_delta"
     position: tuple[int, ...] = (0, 1, 2)
     rotation: str = "euler"
     rotation_index: int = 3
@@ -141,11 +149,12 @@ CONFIGS = {
         gripper=Gripper(index=6, mode="absolute", open_value=1.0, closed_value=0.0),
         absolute_from_state=(0, 1, 2, 3, 4, 5), drop_leading_noops=True,
         language_key="observation/natural_language_instruction", control_freq=5.0, robot="widowx"),
-    "language_table": OxeConfig(  # planar pusher: 2-D actions, instruction as zero-padded UTF-8 bytes
+    "language_table": OxeConfig(  # planar pusher: 2-D actions; the instruction is 512 zero-padded
+        # integers, read as Unicode code points by the published standardisation (Octo's transforms)
         name="language_table", image_key="observation/rgb",
         state_keys=("observation/effector_translation",), action_keys=("action",),
         position=(0, 1), rotation="none", gripper=None,
-        language_key="observation/instruction", language="utf8_bytes", control_freq=10.0, robot="xarm_pusher"),
+        language_key="observation/instruction", language="codes", control_freq=10.0, robot="xarm_pusher"),
     "kuka": OxeConfig(  # QT-Opt, KUKA iiwa: state stored as zlib-compressed float32; relative gripper
         name="kuka", image_key="observation/image",
         state_keys=("observation/clip_function_input/base_pose_tool_reached", "observation/gripper_closed"),
@@ -231,6 +240,21 @@ def quaternion_to_euler(quat: np.ndarray, where: tuple[str, int]) -> np.ndarray:
                            "not 1: it is not a rotation", dataset=dataset, episode=episode, step=int(bad[0]),
                            field="action")
     return Rotation.from_quat(quat).as_euler("xyz").astype(np.float32)
+
+
+def matrix_to_euler(matrices: np.ndarray, where: tuple[str, int]) -> np.ndarray:
+    """(T, 3, 3) rotation matrices (row-major in the action) -> (T, 3) extrinsic x-y-z Euler angles;
+    a matrix that is not a rotation (not orthonormal, or a reflection) is refused."""
+    from scipy.spatial.transform import Rotation
+
+    identity = np.einsum("tij,tkj->tik", matrices, matrices) - np.eye(3)
+    error = np.abs(identity).reshape(len(matrices), -1).max(axis=1)
+    bad = np.flatnonzero(~np.isfinite(error) | (error > 1e-3) | (np.linalg.det(matrices) < 0))
+    if len(bad):
+        raise DatasetError(f"rotation matrix {np.round(matrices[bad[0]], 3).tolist()} is not a rotation "
+                           "(not orthonormal, or a reflection)", dataset=where[0], episode=where[1],
+                           step=int(bad[0]), field="action")
+    return Rotation.from_matrix(matrices).as_euler("xyz").astype(np.float32)
 
 
 def relabel_from_states(pose: np.ndarray) -> np.ndarray:
@@ -338,8 +362,10 @@ def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> n
             action[:, 3:6] = raw[:, r:r + 3]
         elif config.rotation == "quaternion":
             action[:-1, 3:6] = quaternion_to_euler(raw[:-1, r:r + 4], where)  # the last step's action means nothing
+        elif config.rotation == "matrix":
+            action[:-1, 3:6] = matrix_to_euler(raw[:-1, r:r + 9].reshape(-1, 3, 3), where)
         elif config.rotation != "none":
-            raise ValueError(f"{config.name}: rotation must be 'euler', 'quaternion' or 'none'")
+            raise ValueError(f"{config.name}: rotation must be 'euler', 'quaternion', 'matrix' or 'none'")
     action[:, 6] = OPEN if config.gripper is None else absolute_gripper(raw[:, config.gripper.index], config.gripper)
     return action
 
@@ -438,6 +464,13 @@ def load(path: str | pathlib.Path, config: OxeConfig, split: str = "train", imag
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if config.action_space != "eef_delta":
+        if config.action_space not in REFUSED_ACTION_SPACES:
+            raise ValueError(f"{config.name}: action_space must be 'eef_delta' or one of {REFUSED_ACTION_SPACES}")
+        raise DatasetError(f"its actions are {config.action_space.replace('_', ' ')} commands, and the common view "
+                           "holds end-effector motions of one arm: turning them into that would invent data. "
+                           "Read the episodes as they are with wmlib.data.load(path, validate=False)",
+                           dataset=config.name)
     path = pathlib.Path(path).expanduser()
     kept, rejected, spec, name = [], [], None, str(path)
     for ep in load_raw(path, split=split, images=images, validate=False):

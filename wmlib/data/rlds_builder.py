@@ -13,11 +13,10 @@ import tempfile
 import numpy as np
 import tensorflow_datasets as tfds
 
-from wmlib.collect import GRIPPER_CONVENTION, PROPRIO_KEYS
+from wmlib.data.conventions import PROPRIO_KEYS, metadata
 
 NAME = "wmr_maniskill"
 IMAGE_SIZE = 128
-ACTION_NAMES = ("dx", "dy", "dz", "gripper")
 
 
 class TaskConfig(tfds.core.BuilderConfig):
@@ -78,7 +77,7 @@ class WmrManiskill(tfds.core.GeneratorBasedBuilder):
                     "seed": scalar(np.int64),
                 }),
             }),
-            metadata=tfds.core.MetadataDict(conventions(self._layout), plan=self._plan) if self._layout else None,
+            metadata=tfds.core.MetadataDict(metadata(self._layout), plan=self._plan) if self._layout else None,
             disable_shuffling=True,  # episode i of the dataset is the i-th collected: errors can name it
         )
 
@@ -97,24 +96,6 @@ class WmrManiskill(tfds.core.GeneratorBasedBuilder):
                 for t in range(n)
             ]
             yield f"{index:06d}", {"steps": step_list, "episode_metadata": episode["episode_metadata"]}
-
-
-def conventions(layout: dict[str, slice]) -> dict:
-    """What RLDS itself does not record: layouts, action space, gripper convention."""
-    from wmlib.collect import proprio_layout
-
-    as_pairs = lambda lay: {k: [s.start, s.stop] for k, s in lay.items()}  # noqa: E731
-    return {
-        "state_layout": as_pairs(layout),
-        "proprio_layout": as_pairs(proprio_layout(layout)),
-        "action_names": list(ACTION_NAMES),
-        "action_low": [-1.0] * 4,
-        "action_high": [1.0] * 4,
-        "action_units": "normalised: x/y/z 1.0 = a 0.1 m move of the gripper target; gripper absolute",
-        "gripper_convention": GRIPPER_CONVENTION,
-        "step_convention": ("step t holds o_t and the action a_t sent from it; "
-                            "the is_last step's action, reward and discount mean nothing"),
-    }
 
 
 def config_for(env_id: str) -> TaskConfig:

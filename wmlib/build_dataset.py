@@ -1,7 +1,7 @@
 """Build the course's RLDS datasets from ManiSkill: ``make dataset`` runs this.
 
-    python -m wmlib.data.build                      # the default dataset, under datasets/
-    python -m wmlib.data.build --out datasets/fixture \\
+    python -m wmlib.build_dataset                      # the default dataset, under datasets/
+    python -m wmlib.build_dataset --out datasets/fixture \\
         --episodes random=1,scripted_success=1,scripted_failure=1,recovery=1
 
 Idempotent: a dataset already built with the same plan (tasks, episode counts,

@@ -334,3 +334,13 @@ def test_actions_the_common_view_cannot_hold_are_refused_not_reshaped(folder, sp
         oxe.load(path, joints)
     with pytest.raises(ValueError, match="action_space must be"):
         oxe.load(path, dataclasses.replace(joints, action_space="eef_somehow"))
+
+
+def test_a_dataset_without_gripper_commands_holds_the_gripper_the_config_says(language_table, folder):
+    assert set(language_table[0].steps["action"][:, 6]) == {1.0}          # default: open
+    holding = dataclasses.replace(oxe.CONFIGS["language_table"], gripper_when_absent=oxe.CLOSED)
+    episodes = oxe.load(oxe_fixtures.language_table(folder / "lt_closed"), holding)
+    assert set(episodes[0].steps["action"][:, 6]) == {0.0}
+    with pytest.raises(ValueError, match="gripper_when_absent"):
+        oxe.load(oxe_fixtures.language_table(folder / "lt_half"),
+                 dataclasses.replace(holding, gripper_when_absent=0.5))

@@ -106,6 +106,9 @@ class OxeConfig:
     between consecutive states, taking x, y, z(, roll, pitch, yaw) at these state indices.
     language_key: the instruction's field; language: how it is stored, "text", "codes" (integer
     Unicode code points, zero-padded) or "utf8_bytes" (integers that are the UTF-8 bytes, zero-padded).
+    gripper: how the action commands the gripper, or None when it does not; the common view then
+    holds ``gripper_when_absent``: open (1) by default, closed (0) for a gripper that holds its
+    object throughout (a cable, a tool).
     image_channels: channel order of the main camera; cameras: further cameras by name.
     decoders: fields stored encoded, decoded before anything else reads them.
     drop_leading_noops: remove the steps at the start whose action moves nothing (a recorder
@@ -121,6 +124,7 @@ class OxeConfig:
     rotation: str = "euler"
     rotation_index: int = 3
     gripper: Gripper | None = None
+    gripper_when_absent: float = OPEN
     absolute_from_state: tuple[int, ...] | None = None
     language_key: str | None = "language_instruction"
     language: str = "text"
@@ -366,7 +370,12 @@ def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> n
             action[:-1, 3:6] = matrix_to_euler(raw[:-1, r:r + 9].reshape(-1, 3, 3), where)
         elif config.rotation != "none":
             raise ValueError(f"{config.name}: rotation must be 'euler', 'quaternion', 'matrix' or 'none'")
-    action[:, 6] = OPEN if config.gripper is None else absolute_gripper(raw[:, config.gripper.index], config.gripper)
+    if config.gripper is None:
+        if config.gripper_when_absent not in (OPEN, CLOSED):
+            raise ValueError(f"{config.name}: gripper_when_absent must be {OPEN} (open) or {CLOSED} (closed)")
+        action[:, 6] = config.gripper_when_absent
+    else:
+        action[:, 6] = absolute_gripper(raw[:, config.gripper.index], config.gripper)
     return action
 
 

@@ -17,10 +17,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Work units for the workers, heaviest first, so that two workers finish at about the same time.
 # A unit is one chapter's notebook checks (they share one execution) or one test module (they
 # share its module-scoped fixtures); the order never changes what a test checks.
-HEAVY_FIRST = ("chapter:05", "chapter:04", "chapter:03", "grading", "chapter:02", "test_book.py", "chapter:01")
-# Graders run their sandboxed kernels as one user id and end that user's stray processes between
-# submissions, so two grading runs at once would end each other's kernels: one unit, one worker.
-ONE_GRADER_AT_A_TIME = {"test_grading.py", "test_grading_chapter.py"}
+HEAVY_FIRST = ("chapter:05", "chapter:04", "chapter:03", "test_grading.py", "chapter:02", "test_book.py",
+               "test_grading_chapter.py", "chapter:01")
 
 # `make test-fast` leaves out every test marked slow: those of these modules, and any test that
 # uses a chapter's execution or a simulator (the `env` fixtures).
@@ -63,13 +61,13 @@ def chapter_run():
 
 def work_unit(nodeid: str) -> str:
     """The unit of work a test belongs to: its chapter (tests of test_notebooks.py parametrized by
-    a chapter share that chapter's execution), "grading", or its module."""
+    a chapter share that chapter's execution), or its module (its module-scoped fixtures)."""
     path, _, rest = nodeid.partition("::")
     module = path.rsplit("/", 1)[-1]
     chapter = re.search(r"\[(\d\d)_", rest)
     if module == "test_notebooks.py" and chapter:
         return f"chapter:{chapter.group(1)}"
-    return "grading" if module in ONE_GRADER_AT_A_TIME else module
+    return module
 
 
 @pytest.hookimpl(optionalhook=True)      # a hook of pytest-xdist: no error when it is not installed

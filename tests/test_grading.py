@@ -104,10 +104,27 @@ def test_gradebook_and_course_are_intact(graded):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as a normal user the sandbox shares the user's id")
 def test_no_student_process_outlives_grading(graded):
-    from wmlib.grading.sandbox import SANDBOX_UID
+    from wmlib.grading.sandbox import SANDBOX_UIDS
 
-    survivors = subprocess.run(["pgrep", "-U", str(SANDBOX_UID)], capture_output=True, text=True).stdout
+    users = ",".join(map(str, SANDBOX_UIDS))
+    survivors = subprocess.run(["pgrep", "-U", users], capture_output=True, text=True).stdout
     assert survivors.strip() == ""
+
+
+def test_each_grading_process_claims_its_own_sandbox_user():
+    """Two graders on one machine must not end each other's kernels: each holds its own user id."""
+    code = "from wmlib.grading.sandbox import sandbox_uid; print(sandbox_uid(), flush=True); input()"
+    first = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        held = int(first.stdout.readline())
+        second = subprocess.run([sys.executable, "-c", code], cwd=REPO, input="\n", capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert int(second.stdout.split()[0]) != held
+    finally:
+        first.communicate("\n", timeout=30)
+    again = subprocess.run([sys.executable, "-c", code], cwd=REPO, input="\n", capture_output=True, text=True)
+    assert int(again.stdout.split()[0]) == held, "a finished grader's user id is free again"
 
 
 def test_feedback_shows_visible_tests_but_never_hidden_ones(graded):

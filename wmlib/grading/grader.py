@@ -22,8 +22,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from wmlib.grading import cells
-from wmlib.grading.cells import hidden_part, meta, visible_part
+from wmlib.grading.cells import hidden_part, kind, meta, visible_part
 from wmlib.grading.sandbox import (Limits, SandboxedKernelManager, prepare_workdir, end_sandbox_processes,
                                    end_stray_processes)
 
@@ -38,11 +37,11 @@ class Submission:
 
 
 def is_test(cell) -> bool:
-    return cells.kind(cell) == "test"
+    return kind(cell) == "test"
 
 
 def is_answer(cell) -> bool:
-    return cells.kind(cell) in ("answer", "written")
+    return kind(cell) in ("answer", "written")
 
 
 # ------------------------------------------------------------------ integrity

@@ -11,7 +11,7 @@ transport) in the submission's own folder: TCP would not cross the network names
 
 Two modes:
 - **as root** (CI, a grading server): bwrap mounts as root, then the kernel drops to
-  an unprivileged user id of its own (``SANDBOX_UID``) inside the sandbox, so the
+  an unprivileged user id of its own (``sandbox_uid()``) inside the sandbox, so the
   process limit applies (Linux never enforces RLIMIT_NPROC on root) and every
   process left behind is killed after each submission;
 - **as a normal user**: bwrap uses an unprivileged user namespace (Debian 11+,
@@ -32,9 +32,35 @@ import sys
 
 from jupyter_client import AsyncKernelManager
 
-# As root, the kernel runs as this user id, which no account and no other process uses,
-# so the process limit counts only sandboxed processes and every leftover can be killed.
-SANDBOX_UID = int(os.environ.get("WMR_SANDBOX_UID", "61234"))
+# As root, the kernel runs as a user id of its own, which no account and no other process uses,
+# so the process limit counts only sandboxed processes and every leftover can be killed. Each
+# grading process claims one id of this range for its lifetime, so two graders on one machine
+# never count or end each other's processes.
+FIRST_SANDBOX_UID = int(os.environ.get("WMR_SANDBOX_UID", "61234"))
+SANDBOX_UIDS = range(FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + 64)
+_claim: tuple[int, object] | None = None
+
+
+def sandbox_uid() -> int:
+    """This process's sandbox user id, claimed on first use by binding an abstract Unix socket
+    named after it (the kernel releases the name when the process exits, however it exits)."""
+    global _claim
+    if _claim is None:
+        import socket
+
+        for uid in SANDBOX_UIDS:
+            claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                claim.bind(f"\0wmr-sandbox-uid-{uid}")
+            except OSError:
+                claim.close()
+                continue
+            _claim = (uid, claim)
+            break
+        else:
+            raise SandboxUnavailable(f"all {len(SANDBOX_UIDS)} sandbox user ids ({SANDBOX_UIDS.start}-"
+                                     f"{SANDBOX_UIDS.stop - 1}) are held by other graders on this machine")
+    return _claim[0]
 
 
 class SandboxUnavailable(RuntimeError):
@@ -111,7 +137,8 @@ def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) ->
              f"--nofile={limits.open_files}", "--"]
     inner = limit
     if as_root:
-        inner = ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+        uid = sandbox_uid()
+        inner = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--"] + limit
     return bwrap + ["--"] + inner
 
@@ -121,13 +148,13 @@ def prepare_workdir(workdir: pathlib.Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         for path in [workdir, *workdir.rglob("*")]:
-            os.chown(path, SANDBOX_UID, SANDBOX_UID)
+            os.chown(path, sandbox_uid(), sandbox_uid())
     workdir.chmod(0o700)
 
 
 def sandbox_processes() -> dict[int, int]:
     """pid -> parent pid of every process running as the sandbox user."""
-    found = {}
+    found, uid = {}, sandbox_uid()
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -135,7 +162,7 @@ def sandbox_processes() -> dict[int, int]:
             fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
         except OSError:
             continue
-        if int(fields["Uid"].split()[0]) == SANDBOX_UID:
+        if int(fields["Uid"].split()[0]) == uid:
             found[int(entry.name)] = int(fields["PPid"])
     return found
 
@@ -192,13 +219,13 @@ def end_sandbox_processes(timeout: float = 10.0) -> int:
 
     if os.geteuid() != 0:
         return 0
-    killed = 0
+    killed, uid = 0, sandbox_uid()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         alive = []
         for entry in pathlib.Path("/proc").iterdir():
             try:
-                if entry.name.isdigit() and entry.stat().st_uid == SANDBOX_UID:
+                if entry.name.isdigit() and entry.stat().st_uid == uid:
                     alive.append(int(entry.name))
             except OSError:
                 pass
@@ -232,4 +259,4 @@ class SandboxedKernelManager(AsyncKernelManager):
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)
         if os.geteuid() == 0:  # the kernel runs as the sandbox user and must read it
-            os.chown(self.connection_file, SANDBOX_UID, SANDBOX_UID)
+            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())

@@ -116,6 +116,20 @@ def test_student_copy_runs_the_same_code_as_the_solutions_outside_the_exercises(
             assert cell.source == cells.visible_part(source[gid].source, gid)
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_visible_assert_says_what_to_fix(chapter):
+    """A failing visible test is the student's only feedback before grading: it must say something."""
+    import ast
+
+    silent = []
+    for cell in notebook(SOLUTIONS, chapter).cells:
+        if cells.kind(cell) == "test":
+            visible = cells.visible_part(cell.source, cells.grade_id(cell))
+            silent += [f"{cells.grade_id(cell)}: {ast.get_source_segment(visible, node)[:80]}"
+                       for node in ast.walk(ast.parse(visible)) if isinstance(node, ast.Assert) and node.msg is None]
+    assert silent == [], f"{chapter}: visible asserts without a message: {silent}"
+
+
 def checked_run(chapter_run, chapter):
     run = chapter_run(chapter)
     if run.failure:

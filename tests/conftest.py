@@ -86,11 +86,11 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """Mark the slow tests and put each work unit's tests together, the heavy units first."""
     rank = {unit: i for i, unit in enumerate(HEAVY_FIRST)}
-    position = {id(item): i for i, item in enumerate(items)}
+    unit_of = {id(item): work_unit(item.nodeid) for item in items}
     first_seen = {}
     for item in items:
-        first_seen.setdefault(work_unit(item.nodeid), len(first_seen))
+        first_seen.setdefault(unit_of[id(item)], len(first_seen))
         if item.path.name in SLOW_MODULES or SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: (rank.get(work_unit(item.nodeid), len(rank)), first_seen[work_unit(item.nodeid)],
-                                 position[id(item)]))
+    # a stable sort: within a unit, tests keep their collection order
+    items.sort(key=lambda item: (rank.get(unit_of[id(item)], len(rank)), first_seen[unit_of[id(item)]]))

@@ -26,8 +26,11 @@ def load(name: str) -> dict:
     """The committed result of one benchmark; a clear error if it is missing or unreadable."""
     file = path(name)
     if not file.exists():
+        # the script is named like the result, or like its first part (control_pullcube <- control.py)
+        scripts = sorted(FOLDER.parent.glob("*.py"), key=lambda p: -len(p.stem))
+        script = next((p.name for p in scripts if name == p.stem or name.startswith(p.stem + "_")), "<its script>")
         raise FileNotFoundError(f"{file} is missing: the course quotes it, so it is committed with the course; "
-                                f"rerun `python benchmarks/{name.split('_')[0]}.py` to make it again")
+                                f"rerun `python benchmarks/{script}` to make it again")
     try:
         result = json.loads(file.read_text())
     except json.JSONDecodeError as error:

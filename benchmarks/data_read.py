@@ -30,7 +30,7 @@ def via_wmlib(path) -> int:
     episodes = data.load(path, images=False, validate=False)
     steps = 0
     for batch in data.iterate_batches(data.transitions(episodes), BATCH):
-        steps += len(batch["obs"])
+        steps += len(batch["state"])
     return steps
 
 

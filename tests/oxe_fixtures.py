@@ -222,14 +222,87 @@ def franka_two_cameras(folder, absurd=None):
     return write_rlds(folder, "franka_two_cameras", step_features, episodes)
 
 
-def franka_matrix(folder, matrices, name="franka_rotation_matrix"):
-    """A Franka dataset whose action is [x, y, z, rotation matrix (9, row-major), gripper]."""
+def franka_rotation(folder, rotations, name="franka_rotation"):
+    """A Franka dataset whose action is [x, y, z, rotation (k numbers, flattened), gripper]."""
+    rotations = [np.asarray(r, np.float32).reshape(-1) for r in rotations]
+    k = len(rotations[0])
     step_features = {
         "observation": {"image": tfds.features.Image(shape=IMG), "state": T(shape=(8,), dtype=np.float32)},
-        "action": T(shape=(13,), dtype=np.float32), "language_instruction": tfds.features.Text(), **REWARD, **FLAGS,
+        "action": T(shape=(k + 4,), dtype=np.float32), "language_instruction": tfds.features.Text(), **REWARD, **FLAGS,
     }
-    n = len(matrices)
+    n = len(rotations)
     steps = [{"observation": {"image": image(), "state": np.zeros(8, np.float32)},
-              "action": np.r_[0.01, 0, 0, np.asarray(matrices[t], np.float32).reshape(9), -1.0].astype(np.float32),
+              "action": np.r_[0.01, 0, 0, rotations[t], -1.0].astype(np.float32),
               "language_instruction": "", "reward": 0.0, "discount": 1.0, **flags(n)[t]} for t in range(n)]
     return write_rlds(folder, name, step_features, [{"steps": steps}])
+
+
+def franka_matrix(folder, matrices, name="franka_rotation_matrix"):
+    """A Franka dataset whose action is [x, y, z, rotation matrix (9, row-major), gripper]."""
+    return franka_rotation(folder, matrices, name)
+
+
+def stanford_hydra(folder):
+    """stanford_hydra (Franka): 27 state numbers (position 0:3, quaternion 3:7, Euler 7:10, ...,
+    gripper at 24), a wrist camera, Euler deltas and an absolute gripper with 1 = closed."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG), "wrist_image": tfds.features.Image(shape=IMG),
+                        "state": T(shape=(27,), dtype=np.float32)},
+        "action": T(shape=(7,), dtype=np.float32), "language_instruction": tfds.features.Text(),
+        "language_embedding": T(shape=(512,), dtype=np.float32), **REWARD, **FLAGS,
+    }
+    closed = [0, 0, 1, 1, 0]
+    n = len(closed)
+    steps = []
+    for t in range(n):
+        state = np.full(27, 100.0 + t, np.float32)   # numbers the common view must leave out
+        state[0:3], state[3:7], state[7:10], state[24] = [0.4, 0.01 * t, 0.2], [0, 0, 0, 1], [0, 0, 0.1 * t], closed[t]
+        steps.append({"observation": {"image": image(), "wrist_image": image(), "state": state},
+                      "action": np.r_[0, 0.01, 0, 0, 0, 0.1, closed[t]].astype(np.float32),
+                      "language_instruction": "make a cup of coffee", "language_embedding": np.zeros(512, np.float32),
+                      "reward": 0.0, "discount": 1.0, **flags(n)[t]})
+    return write_rlds(folder, "stanford_hydra_dataset_converted_externally_to_rlds", step_features, [{"steps": steps}])
+
+
+def bc_z(folder, angle=np.pi / 2):
+    """bc_z (Google robot): each action is the residual to ten future waypoints (xyz and axis-angle,
+    30 numbers each) and ten future gripper targets (1 = close); the first of each is the action."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG), "present/xyz": T(shape=(3,), dtype=np.float32),
+                        "present/axis_angle": T(shape=(3,), dtype=np.float32),
+                        "present/sensed_close": T(shape=(1,), dtype=np.float32),
+                        "natural_language_instruction": tfds.features.Text()},
+        "action": {"future/xyz_residual": T(shape=(30,), dtype=np.float32),
+                   "future/axis_angle_residual": T(shape=(30,), dtype=np.float32),
+                   "future/target_close": T(shape=(10,), dtype=np.int64)},
+        **REWARD, **FLAGS,
+    }
+    close = [0, 1, 1, 0]
+    n = len(close)
+    steps = [{"observation": {"image": image(), "present/xyz": np.array([0.5, 0, 0.01 * t], np.float32),
+                              "present/axis_angle": np.zeros(3, np.float32),
+                              "present/sensed_close": np.array([close[t]], np.float32),
+                              "natural_language_instruction": "place the sponge in the tray"},
+              "action": {"future/xyz_residual": np.tile([0, 0, 0.01], 10).astype(np.float32) * np.repeat(
+                             np.arange(1, 11), 3).astype(np.float32),
+                         "future/axis_angle_residual": np.tile([0, 0, angle], 10).astype(np.float32),
+                         "future/target_close": np.full(10, close[t], np.int64)},
+              "reward": 0.0, "discount": 1.0, **flags(n)[t]} for t in range(n)]
+    return write_rlds(folder, "bc_z", step_features, [{"steps": steps}])
+
+
+def berkeley_fanuc(folder):
+    """berkeley_fanuc_manipulation: 6-number end-effector deltas and no gripper command; the
+    state holds 6 joints, the gripper (1 = closed) and 6 joint velocities; a wrist camera."""
+    step_features = {
+        "observation": {"image": tfds.features.Image(shape=IMG), "wrist_image": tfds.features.Image(shape=IMG),
+                        "state": T(shape=(13,), dtype=np.float32)},
+        "action": T(shape=(6,), dtype=np.float32), "language_instruction": tfds.features.Text(), **REWARD, **FLAGS,
+    }
+    closed = [0, 0, 1, 1, 1, 0]
+    n = len(closed)
+    steps = [{"observation": {"image": image(), "wrist_image": image(),
+                              "state": np.r_[np.full(6, 0.1 * t), closed[t], np.full(6, 9.0)].astype(np.float32)},
+              "action": np.array([0.01, 0, 0, 0, 0, 0], np.float32), "language_instruction": "pick up the cup",
+              "reward": 0.0, "discount": 1.0, **flags(n)[t]} for t in range(n)]
+    return write_rlds(folder, "berkeley_fanuc_manipulation", step_features, [{"steps": steps}])

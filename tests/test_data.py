@@ -97,8 +97,8 @@ def test_transitions_stay_inside_episodes_and_skip_the_last_action():
     eps = [labelled_episode(3, 0, terminal=True), labelled_episode(2, 1, terminal=False)]
     tr = data.transitions(eps)
     assert len(tr) == 3 + 2
-    np.testing.assert_array_equal(tr.obs[:, 0], [0, 1, 2, 0, 1])
-    np.testing.assert_array_equal(tr.next_obs[:, 0], [1, 2, 3, 1, 2])
+    np.testing.assert_array_equal(tr.state[:, 0], [0, 1, 2, 0, 1])
+    np.testing.assert_array_equal(tr.next_state[:, 0], [1, 2, 3, 1, 2])
     np.testing.assert_array_equal(tr.action[:, 0], [100, 101, 102, 100, 101])  # never 103 or 102 of ep 1
     np.testing.assert_array_equal(tr.terminal, [False, False, True, False, False])  # truncation is not an end
     np.testing.assert_array_equal(tr.episode, [0, 0, 0, 1, 1])
@@ -111,7 +111,7 @@ def test_wam_tuples_pair_each_action_with_the_next_real_one():
     assert len(w) == 2 + 0 + 1  # T - 1 each: an episode of one action has no a_t+1
     np.testing.assert_array_equal(w.action[:, 0], [100, 101, 100])
     np.testing.assert_array_equal(w.next_action[:, 0], [101, 102, 101])
-    np.testing.assert_array_equal(w.next_obs[:, 0], w.obs[:, 0] + 1)
+    np.testing.assert_array_equal(w.next_state[:, 0], w.state[:, 0] + 1)
     assert list(w.language) == ["task 0", "task 0", "task 2"]
 
 
@@ -120,20 +120,20 @@ def test_transitions_of_the_fixture_match_rlds_windowing(fixture_path):
     ours = data.transitions(episodes)
     theirs = list(tfds.as_numpy(data.rlds_transitions(fixture_path)))
     assert len(theirs) == len(ours) == sum(ep.num_actions for ep in episodes)
-    np.testing.assert_array_equal(np.stack([t["obs"] for t in theirs]), ours.obs)
-    np.testing.assert_array_equal(np.stack([t["next_obs"] for t in theirs]), ours.next_obs)
+    np.testing.assert_array_equal(np.stack([t["state"] for t in theirs]), ours.state)
+    np.testing.assert_array_equal(np.stack([t["next_state"] for t in theirs]), ours.next_state)
     np.testing.assert_array_equal(np.stack([t["action"] for t in theirs]), ours.action)
 
 
 def test_batches_cover_every_transition_once_as_torch():
     tr = data.transitions([labelled_episode(7, 0), labelled_episode(5, 1)])
     batches = list(data.iterate_batches(tr, batch_size=5, seed=1))
-    assert [len(b["obs"]) for b in batches] == [5, 5, 2]
-    assert all(isinstance(b["obs"], torch.Tensor) and b["obs"].dtype == torch.float32 for b in batches)
+    assert [len(b["state"]) for b in batches] == [5, 5, 2]
+    assert all(isinstance(b["state"], torch.Tensor) and b["state"].dtype == torch.float32 for b in batches)
     seen = torch.cat([b["episode"] * 100 + b["step"] for b in batches])
     assert sorted(seen.tolist()) == sorted((tr.episode * 100 + tr.step).tolist())
     again = list(data.iterate_batches(tr, batch_size=5, seed=1))
-    assert all(torch.equal(a["obs"], b["obs"]) for a, b in zip(batches, again))
+    assert all(torch.equal(a["state"], b["state"]) for a, b in zip(batches, again))
     assert len(list(data.iterate_batches(tr, batch_size=5, drop_last=True))) == 2
 
 

@@ -107,7 +107,7 @@ def test_absolute_poses_are_relabelled_as_deltas_without_wrapping_around(bridge)
     assert np.all(ep.steps["action"][-1, :6] == 0)  # no delta from the last pose back to the first
     tr = data.transitions([ep])
     assert len(tr) == 4
-    np.testing.assert_allclose(tr.next_obs[-1], ep.steps["observation/state"][-1])
+    np.testing.assert_allclose(tr.next_state[-1], ep.steps["observation/state"][-1])
     # yaw crossing +-pi: each step turns by +3.0 rad, not by 3.0 - 2 pi
     np.testing.assert_allclose(bridge[1].steps["action"][:-1, 5], 3.0, atol=1e-5)
 
@@ -326,7 +326,7 @@ def test_rotation_matrices_become_euler_angles_and_a_reflection_is_refused(folde
     assert (caught.value.step, caught.value.field) == (1, "action")
 
 
-@pytest.mark.parametrize("space", ["joint_position", "joint_velocity", "bimanual"])
+@pytest.mark.parametrize("space", ["joint_position", "joint_velocity", "bimanual", "mobile_base"])
 def test_actions_the_common_view_cannot_hold_are_refused_not_reshaped(folder, space):
     path = oxe_fixtures.austin_buds(folder / f"joints_{space}")
     joints = dataclasses.replace(oxe.CONFIGS["austin_buds_dataset_converted_externally_to_rlds"], action_space=space)
@@ -344,3 +344,87 @@ def test_a_dataset_without_gripper_commands_holds_the_gripper_the_config_says(la
     with pytest.raises(ValueError, match="gripper_when_absent"):
         oxe.load(oxe_fixtures.language_table(folder / "lt_half"),
                  dataclasses.replace(holding, gripper_when_absent=0.5))
+
+
+# ---------------------------------------------------------------- the rest of the published standardisation
+
+
+def test_a_state_made_of_chosen_numbers_of_a_wide_field(folder):
+    """stanford_hydra: 7 of 27 state numbers (position, Euler angles, gripper), a wrist camera,
+    and a gripper whose 1 means closed."""
+    [ep] = oxe.load(oxe_fixtures.stanford_hydra(folder / "hydra"),
+                    oxe.CONFIGS["stanford_hydra_dataset_converted_externally_to_rlds"])
+    state = ep.steps["observation/state"]
+    assert state.shape == (5, 7) and not (state >= 100).any(), "numbers outside state_indices were kept"
+    np.testing.assert_allclose(state[:, 5], [0, 0.1, 0.2, 0.3, 0.4], atol=1e-6)      # yaw, from index 9
+    np.testing.assert_array_equal(state[:, 6], [0, 0, 1, 1, 0])                       # gripper, from index 24
+    np.testing.assert_array_equal(ep.steps["action"][:, 6], [1, 1, 0, 0, 1])          # 1 = open in the common view
+    assert ep.steps["observation/wrist_image"].shape == (5, *oxe_fixtures.IMG)
+    assert ep.metadata["state_encoding"] == "pos_euler" and ep.metadata["gripper_source"] == "command"
+
+
+def test_axis_angle_rotations_and_the_first_of_several_future_waypoints(folder):
+    """bc_z: the action is the first of ten future residuals; a quarter turn about z as axis-angle."""
+    [ep] = oxe.load(oxe_fixtures.bc_z(folder / "bc_z"), oxe.CONFIGS["bc_z"])
+    np.testing.assert_allclose(ep.steps["action"][:-1, :6], [[0, 0, 0.01, 0, 0, np.pi / 2]] * 3, atol=1e-6)
+    np.testing.assert_array_equal(ep.steps["action"][:, 6], [1, 0, 0, 1])             # target_close 1 -> closed
+    assert ep.steps["observation/state"].shape == (4, 7) and ep.language == "place the sponge in the tray"
+
+
+def test_a_gripper_read_from_the_measured_state_is_labelled_as_such(folder):
+    """berkeley_fanuc_manipulation logs no gripper command: the state's gripper stands in, said so."""
+    [ep] = oxe.load(oxe_fixtures.berkeley_fanuc(folder / "fanuc"), oxe.CONFIGS["berkeley_fanuc_manipulation"])
+    np.testing.assert_array_equal(ep.steps["action"][:, 6], [1, 1, 0, 0, 0, 1])
+    assert ep.metadata["gripper_source"].startswith("measured (observation/state)")
+    assert ep.steps["observation/state"].shape == (6, 7) and ep.metadata["state_encoding"] == "joint"
+    elsewhere = dataclasses.replace(oxe.CONFIGS["berkeley_fanuc_manipulation"],
+                                    gripper=oxe.Gripper(index=6, key="observation/gripper"))
+    with pytest.raises(DatasetError, match="missing key") as caught:
+        oxe.load(oxe_fixtures.berkeley_fanuc(folder / "fanuc_missing"), elsewhere)
+    assert caught.value.field == "observation/gripper"
+
+
+ROT6D = dataclasses.replace(MATRIX, name="franka_rotation", rotation="rot6d",
+                            gripper=oxe.Gripper(index=9, mode="absolute", open_value=-1.0, closed_value=1.0))
+
+
+def first_two_columns(matrix):
+    return np.asarray(matrix, np.float32)[:, :2].T.reshape(6)
+
+
+def test_six_number_rotations_become_euler_angles_and_skewed_ones_are_refused(folder):
+    quarter_turn_z = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
+    six = [first_two_columns(np.eye(3)), first_two_columns(quarter_turn_z), first_two_columns(np.eye(3))]
+    [ep] = oxe.load(oxe_fixtures.franka_rotation(folder / "r6", six), ROT6D)
+    np.testing.assert_allclose(ep.steps["action"][:2, 3:6], [[0, 0, 0], [0, 0, np.pi / 2]], atol=1e-6)
+    skewed = [six[0], np.r_[1, 0, 0, 0.7, 0.7, 0], six[0]]                # columns not at right angles
+    with pytest.raises(DatasetError, match="not a rotation") as caught:
+        oxe.load(oxe_fixtures.franka_rotation(folder / "r6_bad", skewed), ROT6D)
+    assert (caught.value.step, caught.value.field) == (1, "action")
+    with pytest.raises(DatasetError, match="too few for a rot6d rotation"):
+        oxe.load(oxe_fixtures.franka_rotation(folder / "r6_short", [[1, 0, 0]] * 3), ROT6D)
+
+
+def test_state_indices_and_encodings_are_checked_with_named_errors(folder):
+    path = oxe_fixtures.stanford_hydra(folder / "hydra_checks")
+    hydra = oxe.CONFIGS["stanford_hydra_dataset_converted_externally_to_rlds"]
+    with pytest.raises(DatasetError, match=r"state_indices \[27\] are beyond the 27 numbers"):
+        oxe.load(path, dataclasses.replace(hydra, state_indices=(0, 1, 27)))
+    with pytest.raises(DatasetError, match="a pos_euler state needs at least 6 numbers"):
+        oxe.load(path, dataclasses.replace(hydra, state_indices=(0, 1, 2)))
+    # the quaternion is at 3:7 of the raw state; read as pos_quat from the Euler part, it is not unit
+    with pytest.raises(DatasetError, match="not the unit quaternion") as caught:
+        oxe.load(path, dataclasses.replace(hydra, state_indices=(0, 1, 2, 7, 8, 9, 24), state_encoding="pos_quat"))
+    assert (caught.value.step, caught.value.field) == (0, "observation/state")
+    as_quat = oxe.load(path, dataclasses.replace(hydra, state_indices=tuple(range(7)), state_encoding="pos_quat"))
+    assert as_quat[0].metadata["state_encoding"] == "pos_quat"
+    with pytest.raises(ValueError, match="state_encoding must be one of"):
+        oxe.load(path, dataclasses.replace(hydra, state_encoding="xyz"))
+
+
+def test_every_published_config_names_a_known_convention():
+    for name, config in oxe.CONFIGS.items():
+        assert config.name == name
+        assert config.rotation in oxe.ROTATIONS and config.state_encoding in oxe.STATE_ENCODINGS
+        assert config.language in oxe.LANGUAGE_ENCODINGS and config.action_space == "eef_delta"
+        assert len(config.action_limit) == 6

@@ -44,9 +44,7 @@ def dataset_rows(path, layout: dict | None = None) -> dict:
 
     if layout is not None and data.state_layout(path) != layout:
         raise ValueError(f"{path}: the dataset's state layout {data.state_layout(path)} differs from {layout}")
-    steps = data.transitions(data.load(path, images=False))
-    return {"state": torch.as_tensor(steps.obs), "action": torch.as_tensor(steps.action),
-            "next_state": torch.as_tensor(steps.next_obs), "episode": torch.as_tensor(steps.episode)}
+    return data.transitions(data.load(path, images=False)).rows(keys=KEYS)
 
 
 def outcome_rows(outcome: control.Outcome, episode: int) -> dict:

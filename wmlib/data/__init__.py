@@ -11,17 +11,19 @@ a model or a planner):
 - ``episodes``: ``Episode`` (the step conventions every dataset follows) and ``DatasetError``;
 - ``validate``: checks that name the episode, step and field of each fault;
 - ``transitions``: (o_t, a_t, o_t+1) and World Action Model tuples, batches for torch;
+- ``chunks``: windows of several actions with the frame that follows them, labelled or action-free;
 - ``reader``: RLDS folders read through tfds, and where the course data lives;
 - ``rlds_builder``: the course dataset's tfds builder (the writing side of the format);
 - ``oxe``: other labs' RLDS datasets mapped to the course's common view by per-dataset configs.
 """
 from wmlib.data.episodes import DatasetError, Episode
+from wmlib.data.chunks import ChunkWindows, chunk_windows, downsample, join, robot_vector
 from wmlib.data.reader import dataset_metadata, default_path, load, read_dataset, rlds_transitions, state_layout
 from wmlib.data.transitions import Transitions, WamTuples, iterate_batches, transitions, wam_tuples
 from wmlib.data.validate import EpisodeSpec, validate_dataset, validate_episode
 
 __all__ = [
-    "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "dataset_metadata", "default_path",
-    "iterate_batches", "load", "read_dataset", "rlds_transitions", "state_layout", "transitions",
+    "ChunkWindows", "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "dataset_metadata", "default_path",
+    "chunk_windows", "downsample", "iterate_batches", "load", "read_dataset", "rlds_transitions", "robot_vector", "state_layout", "transitions",
     "validate_dataset", "validate_episode", "wam_tuples",
 ]

@@ -17,7 +17,8 @@ The common view (an ``Episode`` of ``wmlib.data``):
 - ``is_noop`` (T + 1,): the action moves nothing and leaves the gripper as it was.
 - ``language_instruction``: text; an empty instruction means *unlabelled*
   (``Episode.language`` is None), never "the empty task".
-- metadata: ``control_freq``, ``gripper_convention``, ``robot``, ``dataset``, ``labelled``.
+- metadata: ``control_freq``, ``gripper_convention``, ``gripper_source`` (command or measured),
+  ``state_encoding``, ``robot``, ``dataset``, ``labelled``, ``action_units``, ``dropped_leading_noops``.
 
 As everywhere in the course, the last step's action means nothing (it is excluded
 from transitions and statistics), and ``is_last`` without ``is_terminal`` is a
@@ -54,7 +55,9 @@ QUATERNION_TOLERANCE = 1e-3
 # dataset's statistics, so it is refused; a config can set tighter bounds of its own.
 DEFAULT_ACTION_LIMIT = (10.0, 10.0, 10.0, 2 * np.pi, 2 * np.pi, 2 * np.pi)
 LANGUAGE_ENCODINGS = ("text", "codes", "utf8_bytes")
-REFUSED_ACTION_SPACES = ("joint_position", "joint_velocity", "bimanual")
+REFUSED_ACTION_SPACES = ("joint_position", "joint_velocity", "bimanual", "mobile_base")
+ROTATIONS = {"euler": 3, "quaternion": 4, "axis_angle": 3, "rot6d": 6, "matrix": 9, "none": 0}  # numbers each takes
+STATE_ENCODINGS = ("unknown", "pos_euler", "pos_quat", "joint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +69,15 @@ class Gripper:
     just other numbers). Values in between are resolved to the next decisive command.
     mode="relative": the command says "close" (raw * close_sign > 0.5), "open" (< -0.5)
     or "no change"; the absolute state is held from the last decisive command.
+    key: the field ``index`` counts in; None: the raw action. A dataset that logs no gripper command
+    can name its measured gripper state here (it lags the command; the metadata says so).
     """
     index: int
     mode: str = "absolute"
     open_value: float = 1.0
     closed_value: float = 0.0
     close_sign: float = 1.0
+    key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,11 +103,18 @@ class OxeConfig:
     "action/world_vector", "action/rotation_delta", ...), in order.
     position: indices of the raw action's translation (1 to 3 of x, y, z).
     action_space: what the actions command. "eef_delta": end-effector motions, which the common view
-    holds; "joint_position", "joint_velocity" and "bimanual" actions cannot be honestly turned into
-    end-effector deltas of one arm, so ``load`` refuses such a dataset (read it raw with
-    ``wmlib.data.load``); an absolute end-effector pose is "eef_delta" with ``absolute_from_state``.
-    rotation: "euler", "quaternion" (x, y, z, w) or "matrix" (3 x 3, row-major) at ``rotation_index``,
-    or "none".
+    holds; "joint_position", "joint_velocity", "bimanual" and "mobile_base" (a navigating base's
+    motion) actions cannot be honestly turned into end-effector deltas of one arm, so ``load``
+    refuses such a dataset (read it raw with ``wmlib.data.load``); an absolute end-effector pose is
+    "eef_delta" with ``absolute_from_state``.
+    rotation: how the raw action holds its rotation, at ``rotation_index``: "euler" (roll, pitch,
+    yaw), "quaternion" (x, y, z, w), "axis_angle" (a rotation vector: axis times angle), "rot6d"
+    (the first two columns of the rotation matrix), "matrix" (3 x 3, row-major), or "none".
+    state_indices: which numbers of the concatenated state keys make the state (None: all of them),
+    e.g. a 27-number robot state of which only x, y, z, roll, pitch, yaw and the gripper matter.
+    state_encoding: what the state's leading numbers are: "pos_euler" (x, y, z, roll, pitch, yaw,
+    ...), "pos_quat" (x, y, z, then a unit quaternion x, y, z, w, ...), "joint" (joint positions) or
+    "unknown"; checked on load and kept in the metadata, so a consumer never guesses.
     absolute_from_state: the action is an absolute pose; relabel it as the change
     between consecutive states, taking x, y, z(, roll, pitch, yaw) at these state indices.
     language_key: the instruction's field; language: how it is stored, "text", "codes" (integer
@@ -120,6 +133,8 @@ class OxeConfig:
     state_keys: tuple[str, ...]
     action_keys: tuple[str, ...]
     action_space: str = "eef_delta"
+    state_indices: tuple[int, ...] | None = None
+    state_encoding: str = "unknown"
     position: tuple[int, ...] = (0, 1, 2)
     rotation: str = "euler"
     rotation_index: int = 3
@@ -142,13 +157,13 @@ class OxeConfig:
 CONFIGS = {
     "fractal20220817_data": OxeConfig(  # RT-1, Google robot: relative gripper, +1 = close
         name="fractal20220817_data", image_key="observation/image",
-        state_keys=("observation/base_pose_tool_reached",),
+        state_keys=("observation/base_pose_tool_reached",), state_encoding="pos_quat",
         action_keys=("action/world_vector", "action/rotation_delta", "action/gripper_closedness_action"),
         gripper=Gripper(index=6, mode="relative", close_sign=1.0),
         language_key="observation/natural_language_instruction", control_freq=3.0, robot="google_robot"),
     "bridge": OxeConfig(  # WidowX: actions relabelled from consecutive end-effector states; the
         # first step of an episode carries an all-zero action, logged before the first command
-        name="bridge", image_key="observation/image", state_keys=("observation/state",),
+        name="bridge", image_key="observation/image", state_keys=("observation/state",), state_encoding="pos_euler",
         action_keys=("action/world_vector", "action/rotation_delta", "action/open_gripper"),
         gripper=Gripper(index=6, mode="absolute", open_value=1.0, closed_value=0.0),
         absolute_from_state=(0, 1, 2, 3, 4, 5), drop_leading_noops=True,
@@ -162,14 +177,17 @@ CONFIGS = {
     "kuka": OxeConfig(  # QT-Opt, KUKA iiwa: state stored as zlib-compressed float32; relative gripper
         name="kuka", image_key="observation/image",
         state_keys=("observation/clip_function_input/base_pose_tool_reached", "observation/gripper_closed"),
+        state_encoding="pos_quat",
         action_keys=("action/world_vector", "action/rotation_delta", "action/gripper_closedness_action"),
         gripper=Gripper(index=6, mode="relative", close_sign=1.0),
         decoders={"observation/clip_function_input/base_pose_tool_reached": Decoder("zlib_float32", (7,)),
                   "observation/gripper_closed": Decoder("zlib_float32", (1,))},
         language_key="observation/natural_language_instruction", control_freq=10.0, robot="kuka_iiwa"),
-    "austin_buds_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: 1 = closed, range [-1, 1]
+    "austin_buds_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: 1 = closed, range [-1, 1];
+        # of its 24 state numbers the first 8 are the 7 joints and the gripper
         name="austin_buds_dataset_converted_externally_to_rlds", image_key="observation/image",
-        state_keys=("observation/state",), action_keys=("action",),
+        state_keys=("observation/state",), state_indices=tuple(range(8)), state_encoding="joint",
+        action_keys=("action",),
         gripper=Gripper(index=6, mode="absolute", open_value=-1.0, closed_value=1.0),
         control_freq=20.0, robot="franka"),
     "furniture_bench_dataset_converted_externally_to_rlds": OxeConfig(  # Franka: quaternion, 1 = closed
@@ -177,6 +195,29 @@ CONFIGS = {
         state_keys=("observation/state",), action_keys=("action",), rotation="quaternion",
         gripper=Gripper(index=7, mode="absolute", open_value=-1.0, closed_value=1.0),
         control_freq=10.0, robot="franka"),
+    "stanford_hydra_dataset_converted_externally_to_rlds": OxeConfig(  # Franka with a wrist camera; 1 =
+        # closed; of its 27 state numbers: position 0:3, Euler angles 7:10 and the gripper at 24
+        name="stanford_hydra_dataset_converted_externally_to_rlds", image_key="observation/image",
+        cameras={"wrist": Camera("observation/wrist_image")},
+        state_keys=("observation/state",), state_indices=(0, 1, 2, 7, 8, 9, 24), state_encoding="pos_euler",
+        action_keys=("action",), gripper=Gripper(index=6, mode="absolute", open_value=0.0, closed_value=1.0),
+        control_freq=10.0, robot="franka"),
+    "bc_z": OxeConfig(  # Google robot: actions are residuals to ten future waypoints, of which the next
+        # one is the action; rotation as an axis-angle vector; target_close 1 = close
+        name="bc_z", image_key="observation/image",
+        state_keys=("observation/present/xyz", "observation/present/axis_angle", "observation/present/sensed_close"),
+        action_keys=("action/future/xyz_residual", "action/future/axis_angle_residual", "action/future/target_close"),
+        rotation="axis_angle", rotation_index=30,
+        gripper=Gripper(index=60, mode="absolute", open_value=0.0, closed_value=1.0),
+        language_key="observation/natural_language_instruction", control_freq=10.0, robot="google_robot"),
+    "berkeley_fanuc_manipulation": OxeConfig(  # FANUC arm: no gripper command is logged, so the gripper
+        # is read from the measured state (index 6, 1 = closed), which lags the command
+        name="berkeley_fanuc_manipulation", image_key="observation/image",
+        cameras={"wrist": Camera("observation/wrist_image")},
+        state_keys=("observation/state",), state_indices=tuple(range(7)), state_encoding="joint",
+        action_keys=("action",),
+        gripper=Gripper(index=6, mode="absolute", open_value=0.0, closed_value=1.0, key="observation/state"),
+        control_freq=10.0, robot="fanuc_mate"),
     "wmr_maniskill": OxeConfig(  # the course's own data, read like any other
         name="wmr_maniskill", image_key="observation/image", state_keys=("observation/state",),
         action_keys=("action",), rotation="none",
@@ -259,6 +300,24 @@ def matrix_to_euler(matrices: np.ndarray, where: tuple[str, int]) -> np.ndarray:
                            "(not orthonormal, or a reflection)", dataset=where[0], episode=where[1],
                            step=int(bad[0]), field="action")
     return Rotation.from_matrix(matrices).as_euler("xyz").astype(np.float32)
+
+
+def axis_angle_to_euler(rotvec: np.ndarray) -> np.ndarray:
+    """(T, 3) rotation vectors (unit axis times angle, radians) -> (T, 3) extrinsic x-y-z Euler angles."""
+    from scipy.spatial.transform import Rotation
+
+    return Rotation.from_rotvec(rotvec).as_euler("xyz").astype(np.float32)
+
+
+def rot6d_to_euler(six: np.ndarray, where: tuple[str, int]) -> np.ndarray:
+    """(T, 6) rotations as the first two columns of their matrix -> (T, 3) extrinsic x-y-z Euler angles.
+
+    The third column is their cross product; columns that are not orthonormal are refused (by
+    ``matrix_to_euler``): a stored rotation is a real one, and anything else is a misread field.
+    """
+    first, second = six[:, 0:3], six[:, 3:6]
+    matrices = np.stack([first, second, np.cross(first, second)], axis=-1)  # columns
+    return matrix_to_euler(matrices, where)
 
 
 def relabel_from_states(pose: np.ndarray) -> np.ndarray:
@@ -345,6 +404,37 @@ def noop_mask(action7: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ the mapping
 
 
+def common_state(steps: dict, config: OxeConfig, where: tuple[str, int]) -> np.ndarray:
+    """The config's state keys, concatenated, the ``state_indices`` kept: (T+1, D) float32.
+
+    The state encoding is checked: "pos_euler" needs 6 numbers, "pos_quat" 7 with a unit
+    quaternion at 3:7 on every step (a misplaced index shows up here, not in a model).
+    """
+    n = len(steps["is_last"])
+    state = np.concatenate([np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1)
+    if config.state_indices is not None:
+        beyond = [i for i in config.state_indices if not -state.shape[1] <= i < state.shape[1]]
+        if beyond:
+            raise DatasetError(f"state_indices {beyond} are beyond the {state.shape[1]} numbers of "
+                               f"{'+'.join(config.state_keys)}", dataset=where[0], episode=where[1], field="state")
+        state = state[:, list(config.state_indices)]
+    encoding = config.state_encoding
+    if encoding not in STATE_ENCODINGS:
+        raise ValueError(f"{config.name}: state_encoding must be one of {STATE_ENCODINGS}, not {encoding!r}")
+    width = {"pos_euler": 6, "pos_quat": 7}.get(encoding, 0)
+    if state.shape[1] < width:
+        raise DatasetError(f"a {encoding} state needs at least {width} numbers, the config gives {state.shape[1]}",
+                           dataset=where[0], episode=where[1], field="observation/state")
+    if encoding == "pos_quat":
+        norms = np.linalg.norm(state[:, 3:7], axis=1)
+        bad = np.flatnonzero(~np.isfinite(norms) | (np.abs(norms - 1) > QUATERNION_TOLERANCE))
+        if len(bad):
+            raise DatasetError(f"state numbers 3:7 {np.round(state[bad[0], 3:7], 4).tolist()} have norm "
+                               f"{norms[bad[0]]:.4f}: not the unit quaternion a pos_quat state holds there",
+                               dataset=where[0], episode=where[1], step=int(bad[0]), field="observation/state")
+    return state
+
+
 def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> np.ndarray:
     """The dataset's raw action fields -> (T+1, 7) [dx, dy, dz, droll, dpitch, dyaw, gripper]."""
     for key in config.action_keys:
@@ -356,26 +446,42 @@ def standard_action(steps: dict, config: OxeConfig, where: tuple[str, int]) -> n
     n = len(raw)
     action = np.zeros((n, 7), np.float32)
     if config.absolute_from_state is not None:
-        state = np.concatenate([np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1)
         idx = list(config.absolute_from_state)
-        action[:, : len(idx)] = relabel_from_states(state[:, idx])
+        action[:, : len(idx)] = relabel_from_states(common_state(steps, config, where)[:, idx])
     else:
         action[:, : len(config.position)] = raw[:, list(config.position)]
-        r = config.rotation_index
-        if config.rotation == "euler":
-            action[:, 3:6] = raw[:, r:r + 3]
-        elif config.rotation == "quaternion":
-            action[:-1, 3:6] = quaternion_to_euler(raw[:-1, r:r + 4], where)  # the last step's action means nothing
-        elif config.rotation == "matrix":
-            action[:-1, 3:6] = matrix_to_euler(raw[:-1, r:r + 9].reshape(-1, 3, 3), where)
-        elif config.rotation != "none":
-            raise ValueError(f"{config.name}: rotation must be 'euler', 'quaternion', 'matrix' or 'none'")
+        r, kind = config.rotation_index, config.rotation
+        if kind not in ROTATIONS:
+            raise ValueError(f"{config.name}: rotation must be one of {tuple(ROTATIONS)}, not {kind!r}")
+        if kind != "none" and r + ROTATIONS[kind] > raw.shape[1]:
+            raise DatasetError(f"the raw action has {raw.shape[1]} numbers, too few for a {kind} rotation at "
+                               f"index {r}", dataset=where[0], episode=where[1], field="action")
+        rotation = raw[:-1, r:r + ROTATIONS[kind]]  # the last step's action means nothing: never converted
+        if kind == "euler":
+            action[:-1, 3:6] = rotation
+        elif kind == "quaternion":
+            action[:-1, 3:6] = quaternion_to_euler(rotation, where)
+        elif kind == "axis_angle":
+            action[:-1, 3:6] = axis_angle_to_euler(rotation)
+        elif kind == "rot6d":
+            action[:-1, 3:6] = rot6d_to_euler(rotation, where)
+        elif kind == "matrix":
+            action[:-1, 3:6] = matrix_to_euler(rotation.reshape(-1, 3, 3), where)
     if config.gripper is None:
         if config.gripper_when_absent not in (OPEN, CLOSED):
             raise ValueError(f"{config.name}: gripper_when_absent must be {OPEN} (open) or {CLOSED} (closed)")
         action[:, 6] = config.gripper_when_absent
     else:
-        action[:, 6] = absolute_gripper(raw[:, config.gripper.index], config.gripper)
+        source = raw
+        if config.gripper.key is not None:
+            if config.gripper.key not in steps:
+                raise DatasetError("missing key (the gripper's, named in the dataset's config)", dataset=where[0],
+                                   episode=where[1], field=config.gripper.key)
+            source = np.asarray(steps[config.gripper.key], np.float32).reshape(n, -1)
+        if config.gripper.index >= source.shape[1]:
+            raise DatasetError(f"gripper index {config.gripper.index} is beyond its {source.shape[1]} numbers",
+                               dataset=where[0], episode=where[1], field=config.gripper.key or "action")
+        action[:, 6] = absolute_gripper(source[:, config.gripper.index], config.gripper)
     return action
 
 
@@ -405,8 +511,7 @@ def to_common(ep: Episode, config: OxeConfig, images: bool = True) -> Episode:
     if config.language_key in steps:
         text = decode_language(steps[config.language_key][0], config.language, (*where, 0, config.language_key))
     common = {
-        "observation/state": np.concatenate(
-            [np.asarray(steps[k], np.float32).reshape(n, -1) for k in config.state_keys], axis=1),
+        "observation/state": common_state(steps, config, where),
         "action": action,
         "is_noop": noop_mask(action),
         "reward": np.asarray(steps.get("reward", np.zeros(n)), np.float32),
@@ -424,7 +529,10 @@ def to_common(ep: Episode, config: OxeConfig, images: bool = True) -> Episode:
         common = {key: values[dropped:] for key, values in common.items()}
         common["is_first"] = np.arange(n - dropped) == 0
     metadata = {**ep.metadata, "dataset": config.name, "robot": config.robot, "control_freq": config.control_freq,
-                "gripper_convention": COMMON_GRIPPER, "action_units": config.action_units, "labelled": bool(text),
+                "gripper_convention": COMMON_GRIPPER, "state_encoding": config.state_encoding,
+                "gripper_source": "command" if config.gripper is None or config.gripper.key is None else
+                f"measured ({config.gripper.key}): lags the command",
+                "action_units": config.action_units, "labelled": bool(text),
                 "dropped_leading_noops": dropped}
     return Episode(common, metadata, index=ep.index, dataset=ep.dataset)
 

@@ -273,8 +273,8 @@ def rlds_transitions(path: str | pathlib.Path, split: str = "train", key: str = 
 
     ``rlds.transformations.batch(steps, size=2, shift=1)`` pairs each step with the next
     one, inside each episode, so no pair crosses an episode boundary; pairs are taken
-    from t = 0..T-1, so the last step only ever appears as o_t+1. Returns a
-    tf.data.Dataset of dicts with obs, action, next_obs (for pipelines that stay in TF).
+    from t = 0..T-1, so the last step only ever appears as o_t+1. Returns a tf.data.Dataset
+    of dicts with state, action, next_state (``Transitions``' names; for pipelines that stay in TF).
     """
     import rlds
     import tensorflow as tf
@@ -284,8 +284,8 @@ def rlds_transitions(path: str | pathlib.Path, split: str = "train", key: str = 
     def pairs(episode):
         steps = tf.data.Dataset.from_tensor_slices(episode["steps"])
         windows = rlds.transformations.batch(steps, size=2, shift=1, drop_remainder=True)
-        return windows.map(lambda w: {"obs": w["observation"][key][0], "action": w["action"][0],
-                                      "next_obs": w["observation"][key][1]})
+        return windows.map(lambda w: {"state": w["observation"][key][0], "action": w["action"][0],
+                                      "next_state": w["observation"][key][1]})
 
     return ds.flat_map(pairs)
 

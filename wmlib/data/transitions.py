@@ -21,25 +21,35 @@ from wmlib.data.episodes import DatasetError, Episode
 class Transitions:
     """(o_t, a_t, o_t+1) for every meaningful action of every episode; never across episodes.
 
-    obs, next_obs: (N, D); action: (N, A); reward, terminal: (N,);
-    episode, step: (N,) where each transition came from.
+    state, next_state: (N, D) o_t and o_t+1, read from the observation key chosen (the
+    proprio vector by default; a camera key gives frames); the names are the models'.
+    action: (N, A); reward, terminal: (N,); episode, step: (N,) where each transition came from.
     ``terminal[i]`` is True when o_t+1 ended the episode by termination (not truncation).
     """
-    obs: np.ndarray
+    state: np.ndarray
     action: np.ndarray
-    next_obs: np.ndarray
+    next_state: np.ndarray
     reward: np.ndarray
     terminal: np.ndarray
     episode: np.ndarray
     step: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.obs)
+        return len(self.state)
 
-    def to_torch(self, device=None) -> dict:
+    def rows(self, mask=None, keys=("state", "action", "next_state"), device=None) -> dict:
+        """The rows a model trains on, as torch tensors: ``{key: (n, ...)}`` for the rows ``mask`` keeps.
+
+        mask: None (every row), a boolean (N,) array or an index array.
+        """
         import torch
 
-        return {f.name: torch.as_tensor(getattr(self, f.name), device=device) for f in dataclasses.fields(self)}
+        return {k: torch.as_tensor(getattr(self, k) if mask is None else getattr(self, k)[mask], device=device)
+                for k in keys}
+
+    def to_torch(self, device=None) -> dict:
+        """Every field as a torch tensor."""
+        return self.rows(keys=[f.name for f in dataclasses.fields(self)], device=device)
 
 
 def transitions(episodes: Iterable[Episode], key: str = "observation/state") -> Transitions:
@@ -48,7 +58,7 @@ def transitions(episodes: Iterable[Episode], key: str = "observation/state") -> 
     for ep in episodes:
         obs, T = ep.steps[key], ep.num_actions
         parts.append(dict(
-            obs=obs[:-1], action=ep.steps["action"][:-1], next_obs=obs[1:], reward=ep.steps["reward"][:-1],
+            state=obs[:-1], action=ep.steps["action"][:-1], next_state=obs[1:], reward=ep.steps["reward"][:-1],
             terminal=ep.steps["is_terminal"][1:], episode=np.full(T, ep.index), step=np.arange(T),
         ))
     if not parts:
@@ -61,19 +71,19 @@ class WamTuples:
     """(o_t, l, a_t, o_t+1, a_t+1) for a World Action Model; t = 0..T-2 of each episode.
 
     a_t+1 must be a real action, so the step before the last gives none: an episode
-    of T actions gives T-1 tuples. obs/next_obs: (N, D); action/next_action: (N, A);
+    of T actions gives T-1 tuples. state/next_state: (N, D) (o_t, o_t+1); action/next_action: (N, A);
     language: (N,) str; episode, step: (N,).
     """
-    obs: np.ndarray
+    state: np.ndarray
     language: np.ndarray
     action: np.ndarray
-    next_obs: np.ndarray
+    next_state: np.ndarray
     next_action: np.ndarray
     episode: np.ndarray
     step: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.obs)
+        return len(self.state)
 
 
 def wam_tuples(episodes: Iterable[Episode], key: str = "observation/state") -> WamTuples:
@@ -83,8 +93,8 @@ def wam_tuples(episodes: Iterable[Episode], key: str = "observation/state") -> W
         if n <= 0:
             continue
         parts.append(dict(
-            obs=obs[:n], language=np.array([ep.language] * n, dtype=object), action=act[:n],
-            next_obs=obs[1:n + 1], next_action=act[1:n + 1], episode=np.full(n, ep.index), step=np.arange(n),
+            state=obs[:n], language=np.array([ep.language] * n, dtype=object), action=act[:n],
+            next_state=obs[1:n + 1], next_action=act[1:n + 1], episode=np.full(n, ep.index), step=np.arange(n),
         ))
     if not parts:
         raise DatasetError("no episode has two actions: no (o_t, l, a_t, o_t+1, a_t+1) tuple exists")

@@ -23,7 +23,8 @@ from wmlib.data.transitions import Transitions, WamTuples, iterate_batches, tran
 from wmlib.data.validate import EpisodeSpec, validate_dataset, validate_episode
 
 __all__ = [
-    "ChunkWindows", "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "dataset_metadata", "default_path",
-    "chunk_windows", "downsample", "iterate_batches", "load", "read_dataset", "rlds_transitions", "robot_vector", "state_layout", "transitions",
-    "validate_dataset", "validate_episode", "wam_tuples",
+    "ChunkWindows", "DatasetError", "Episode", "EpisodeSpec", "Transitions", "WamTuples", "chunk_windows",
+    "dataset_metadata", "default_path", "downsample", "iterate_batches", "join", "load", "read_dataset",
+    "rlds_transitions", "robot_vector", "state_layout", "transitions", "validate_dataset", "validate_episode",
+    "wam_tuples",
 ]

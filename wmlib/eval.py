@@ -232,3 +232,24 @@ def task_success(env, policy, seeds, confidence: float = 0.95, **run_kwargs):
             policy.reset()
         outcomes.append(run_episode(env, policy, seed=int(seed), **run_kwargs))
     return success_rate([o.success for o in outcomes], confidence), outcomes
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
+    """Mean of the paired differences a_i - b_i with a Student-t interval over the n pairs.
+
+    a, b: (n,) one number per pair, measured under the same conditions (the same training seed
+    and the same evaluation starts), so what differs between a_i and b_i is the method alone.
+    Returns mean, low, high, n and ``within_noise``: True when the interval contains 0, i.e.
+    these pairs cannot tell the two apart.
+    """
+    from scipy.stats import t as student_t
+
+    a, b = (torch.as_tensor(x, dtype=torch.float64).reshape(-1) for x in (a, b))
+    if len(a) != len(b):
+        raise ValueError(f"paired results need the same number of pairs, got {len(a)} and {len(b)}")
+    if len(a) < 2:
+        raise ValueError("a paired interval needs at least 2 pairs (several training seeds)")
+    d = a - b
+    mean, half = float(d.mean()), float(student_t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std() / len(d) ** 0.5)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(d), "confidence": confidence,
+            "within_noise": bool(mean - half <= 0 <= mean + half)}

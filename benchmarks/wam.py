@@ -1,0 +1,185 @@
+"""Chapter 6 at scale: does predicting the future help a small pixel policy choose its actions?
+
+    python benchmarks/wam.py [--jobs 2] [--seeds 0 1 2] [--demos 10 20 40] [--episodes 50] [--quick]
+
+For every variant of ``wmlib.wam_experiment.VARIANTS`` x demonstration count (per task) x
+training seed, one model is trained for the same number of gradient steps and measured on
+both axes:
+- world-model quality, offline, on held-out demonstrations: action error, future error, and
+  recoverability (an inverse-dynamics judge, the ``idm_true`` model of the same seed and
+  demonstrations, reads the imagined change);
+- policy quality, closed loop in ManiSkill: success on ``--episodes`` seeded starts per task
+  (the same starts for every model, so differences are paired), with Wilson 95% intervals.
+At the largest demonstration count, every variant is also run after a shove, with the cube
+repainted red, and with the other task's instruction; the joint model also acts by ranking
+16 candidate chunks by their imagined reward (the WAM as evaluator), and the time of one
+decision is measured with the future skipped and used.
+
+Each finished cell is appended to ``benchmarks/results/wam_cells.jsonl`` at once, so a run that
+stops resumes where it was (the cells already there are skipped); the summary table, with
+per-seed paired differences against the policy, goes to ``benchmarks/results/wam.json``.
+``idm_true`` acts from the true future, which only an oracle knows, so it is measured offline only.
+"""
+import argparse
+import json
+import multiprocessing
+import os
+import pathlib
+import time
+
+import numpy as np
+
+from common import RESULTS, write
+
+CELLS = RESULTS / "wam_cells.jsonl"
+CLOSED_LOOP = ("policy", "joint", "joint_w0.1", "joint_no_clips", "recon", "cascade")
+
+
+def cell_key(cell: dict) -> str:
+    return f"{cell['variant']}|{cell['demos']}|{cell['seed']}|{cell['chunk']}|{cell['steps']}|{cell['episodes']}"
+
+
+def run_cell(cell: dict) -> dict:
+    """Train one model and measure it; the judge is the idm_true model of the same seed and demos."""
+    os.environ.setdefault("LP_NUM_THREADS", "1")
+    import torch
+
+    from wmlib import envs, wam_experiment as wx
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    split = wx.demonstrations(chunk=cell["chunk"], demos=cell["demos"])
+    judge, _ = wx.train_variant("idm_true", split, seed=cell["seed"], steps=cell["steps"])
+    model, log = (judge, None) if cell["variant"] == "idm_true" else \
+        wx.train_variant(cell["variant"], split, seed=cell["seed"], steps=cell["steps"])
+    trained = time.perf_counter() - start
+    other = {split.instructions[a]: split.instructions[b] for a, b in zip(wx.TASKS, reversed(list(wx.TASKS)))}
+    out = {**cell, "offline": wx.offline(model, split.test, judge),
+           "instruction_effect": wx.instruction_effect(model, split.test, other),
+           "final_loss": log.parts[-1] if log else None, "train_seconds": trained}
+    if cell["variant"] in CLOSED_LOOP:
+        seeds = range(wx.EVAL_SEED, wx.EVAL_SEED + cell["episodes"])
+        stress = cell["demos"] == cell["largest_demos"]
+        for env_id in wx.TASKS:
+            env = envs.make(env_id, obs_mode="rgb", image_size=128, seed=wx.EVAL_SEED)
+            text = split.instructions[env_id]
+            runs = {"success": wx.closed_loop(model.act, env_id, text, seeds, env=env)}
+            if stress:
+                from wmlib.wam_control import Shove
+
+                runs["shoved"] = [wx.closed_loop(model.act, env_id, text, [s], env=env, shove=Shove.random(s))[0]
+                                  for s in seeds]
+                runs["repainted"] = wx.closed_loop(model.act, env_id, text, seeds, env=env, colour=wx.RED)
+                runs["wrong_instruction"] = wx.closed_loop(model.act, env_id, other[text], seeds, env=env)
+                if cell["variant"] == "joint":
+                    ranked = lambda f, r, i: wx.rank_chunks(model, f, r, i)  # noqa: E731
+                    runs["ranked"] = wx.closed_loop(ranked, env_id, text, seeds, env=env)
+                    out["latency_ms"] = latency(model, split, wx)
+            env.close()
+            out[env_id] = {k: [bool(x) for x in v] for k, v in runs.items()}
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def latency(model, split, wx, repeats: int = 50) -> dict:
+    """Milliseconds per decision on one observation: the action head alone vs ranking 16 imagined chunks."""
+    b = split.test
+    frames, robot, text = b.frames[b.now[:1]], b.robot[b.now[:1]], b.instruction[:1]
+    timings = {}
+    for name, act in (("future_skipped", lambda: model.act(frames, robot, text)),
+                      ("future_used_16_chunks", lambda: wx.rank_chunks(model, frames, robot, text))):
+        act()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            act()
+        timings[name] = 1000 * (time.perf_counter() - start) / repeats
+    return timings
+
+
+def summarise(cells: list[dict], largest: int) -> dict:
+    """Pooled success per variant x demos with Wilson intervals, paired per-seed differences to the policy."""
+    from wmlib.eval import paired_difference, success_rate
+    from wmlib.wam_experiment import TASKS
+
+    table = {}
+    for c in cells:
+        table.setdefault(c["variant"], {}).setdefault(str(c["demos"]), []).append(c)
+    summary = {}
+    for variant, by_demos in table.items():
+        for demos, group in by_demos.items():
+            row = {"seeds": sorted(c["seed"] for c in group),
+                   "offline": {k: float(np.mean([c["offline"][k] for c in group if k in c["offline"]]))
+                               for k in group[0]["offline"]},
+                   "instruction_effect": float(np.mean([c["instruction_effect"] for c in group]))}
+            for env_id in TASKS:
+                if env_id not in group[0]:
+                    continue
+                for test in group[0][env_id]:
+                    pooled = [x for c in group for x in c[env_id][test]]
+                    rate = success_rate(pooled)
+                    entry = {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate,
+                             "wilson95": [rate.low, rate.high],
+                             "per_seed": [float(np.mean(c[env_id][test]))
+                                          for c in sorted(group, key=lambda c: c["seed"])]}
+                    base = [c for c in table.get("policy", {}).get(demos, []) if env_id in c and test in c[env_id]]
+                    if variant != "policy" and base:
+                        pairs = {c["seed"]: c for c in base}
+                        mine = [c for c in group if c["seed"] in pairs]
+                        if len(mine) >= 2:
+                            diff = paired_difference([np.mean(c[env_id][test]) for c in mine],
+                                                     [np.mean(pairs[c["seed"]][env_id][test]) for c in mine])
+                            entry["minus_policy"] = diff
+                    row.setdefault(env_id, {})[test] = entry
+            if any("latency_ms" in c for c in group):
+                row["latency_ms"] = {k: float(np.mean([c["latency_ms"][k] for c in group if "latency_ms" in c]))
+                                     for k in next(c for c in group if "latency_ms" in c)["latency_ms"]}
+            summary.setdefault(variant, {})[demos] = row
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--demos", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--variants", nargs="+", default=list(CLOSED_LOOP) + ["idm_true"])
+    parser.add_argument("--episodes", type=int, default=50, help="closed-loop starts per task")
+    parser.add_argument("--chunk", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=1500, help="gradient steps, the same for every variant")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
+    parser.add_argument("--quick", action="store_true", help="1 seed, 10 demos, 5 starts, 200 steps: a smoke run")
+    parser.add_argument("--cells", default=str(CELLS))
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.demos, args.episodes, args.steps = [0], [10], 5, 200
+    largest = max(args.demos)
+    plan = [dict(variant=v, demos=d, seed=s, chunk=args.chunk, steps=args.steps, episodes=args.episodes,
+                 largest_demos=largest)
+            for s in args.seeds for d in sorted(args.demos, reverse=True) for v in args.variants]
+    path = pathlib.Path(args.cells)
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                c = json.loads(line)
+                done[cell_key(c)] = c
+    todo = [c for c in plan if cell_key(c) not in done]
+    print(f"{len(plan)} cells, {len(plan) - len(todo)} already in {path}, {len(todo)} to run on {args.jobs} job(s)")
+    if todo:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
+            for result in pool.imap_unordered(run_cell, todo):
+                with path.open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+                done[cell_key(result)] = result
+                print(f"done {cell_key(result)} in {result['seconds']:.0f} s", flush=True)
+    cells = [done[cell_key(c)] for c in plan]
+    write("wam_quick" if args.quick else "wam", {
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "cells")},
+        "cells_file": str(path.relative_to(RESULTS.parent.parent)) if path.is_relative_to(RESULTS.parent.parent)
+        else str(path),
+        "table": summarise(cells, largest)}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -184,29 +184,35 @@ class TinyWAM(nn.Module):
     # ---------------------------------------------------------------- training and acting
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
-        """The variant's training loss on a batch of windows (see ``batch_of``) and its parts."""
+        """The variant's training loss on a batch of windows (see ``batch_of``) and its two parts.
+
+        Every variant's loss is ``joint_loss``: the error of the chunk its acting path learns
+        (the action head's; the inverse-dynamics head's, on true futures, for cascade and
+        idm_true), plus ``weight`` times the error of what its future head learns.
+        """
         h = self.encode(batch["frame"], batch["robot"], batch["instruction"])
         labelled = batch["labelled"].float()
         target_frame = F.avg_pool2d(self.frames_in(batch["future_frame"]), FRAME // FUTURE_FRAME)
         target_robot = self.robot_norm(batch["future_robot"])
-        parts = {}
-        if self.variant in ("policy", "joint", "recon"):
-            parts["action"] = masked_mean(((self.act_chunk(h) - batch["actions"]) ** 2).mean((1, 2)), labelled)
-        if self.variant == "joint":
-            imagined = self.imagine(h, batch["actions"], known=labelled)
-            parts["future"] = self.future_weight * future_error(imagined, target_frame, target_robot,
-                                                                batch["future_reward"])
-        if self.variant == "recon":
-            imagined = self.imagine(h)
-            current = F.avg_pool2d(self.frames_in(batch["frame"]), FRAME // FUTURE_FRAME)
-            parts["recon"] = self.future_weight * F.mse_loss(imagined.frame, current) * 10
-        if self.variant == "cascade":
-            imagined = self.imagine(h)
-            parts["future"] = future_error(imagined, target_frame, target_robot, batch["future_reward"])
         if self.variant in ("cascade", "idm_true"):
             chunk = self.inverse_dynamics(h, target_frame, target_robot)
-            parts["idm"] = masked_mean(((chunk - batch["actions"]) ** 2).mean((1, 2)), labelled)
-        return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+        else:
+            chunk = self.act_chunk(h)
+        action_error = ((chunk - batch["actions"]) ** 2).mean((1, 2))                       # (B,)
+        weight, future = self.future_weight, torch.zeros_like(action_error)
+        if self.variant == "joint":
+            imagined = self.imagine(h, batch["actions"], known=labelled)
+            future = future_error(imagined, target_frame, target_robot, batch["future_reward"])
+        elif self.variant == "cascade":
+            future = future_error(self.imagine(h), target_frame, target_robot, batch["future_reward"])
+        elif self.variant == "recon":
+            current = F.avg_pool2d(self.frames_in(batch["frame"]), FRAME // FUTURE_FRAME)
+            future = 10 * ((self.imagine(h).frame - current) ** 2).mean((1, 2, 3))
+        else:
+            weight = 0.0                                                                   # policy, idm_true
+        total = joint_loss(action_error, future, labelled, weight)
+        parts = {"action": masked_mean(action_error, labelled), "future": weight * future.mean()}
+        return total, {k: float(v.detach()) for k, v in parts.items()}
 
     @torch.no_grad()
     def act(self, frames, robot, instructions, future_frame=None, future_robot=None) -> torch.Tensor:
@@ -224,15 +230,28 @@ class TinyWAM(nn.Module):
         return self.inverse_dynamics(h, target_frame, target_robot).clamp(-1, 1)
 
 
+def joint_loss(action_error: torch.Tensor, future_error: torch.Tensor, labelled: torch.Tensor,
+               weight: float) -> torch.Tensor:
+    """The WAM's training loss from per-window errors, all (B,): scalar.
+
+    The action error counts only where the window is labelled (an action-free clip has no
+    action to imitate), averaged over those windows; the future error counts on every window,
+    averaged over all of them, times ``weight``. A batch without a labelled window has no action
+    term (0), not a division by zero.
+    """
+    return masked_mean(action_error, labelled.float()) + weight * future_error.mean()
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of (B,) values over the rows where mask (B,) is 1; 0 when no row counts."""
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def future_error(imagined: Prediction, frame: torch.Tensor, robot: torch.Tensor, reward: torch.Tensor):
-    """Squared error of a predicted future: frame pixels (x10, so a frame weighs like the rest), robot, reward."""
-    return (10 * F.mse_loss(imagined.frame, frame) + F.mse_loss(imagined.robot, robot)
-            + F.mse_loss(imagined.reward, reward))
+    """Squared error of each predicted future, (B,): frame pixels (x10, so a frame weighs like the
+    rest), robot vector (normalised) and reward."""
+    return (10 * ((imagined.frame - frame) ** 2).mean((1, 2, 3)) + ((imagined.robot - robot) ** 2).mean(1)
+            + (imagined.reward - reward) ** 2)
 
 
 def batch_of(windows, index: np.ndarray, device=None) -> dict:

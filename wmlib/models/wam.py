@@ -59,15 +59,20 @@ class Vocabulary:
         return len(self.index)
 
     def encode(self, instructions) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) texts -> (ids, offsets) for ``nn.EmbeddingBag``; words never seen in training are left out."""
+        """(B,) texts -> (ids, offsets) for ``nn.EmbeddingBag``.
+
+        A word never seen in training is refused rather than skipped: the model could not have
+        learnt what it means, and acting on the rest of the sentence would be a silent guess.
+        """
         ids, offsets = [], []
         for text in instructions:
-            known = [self.index[w] for w in self.words(text) if w in self.index]
-            if not known:
-                raise ValueError(f"instruction {text!r} has no word the model was trained on "
-                                 f"(its words: {sorted(self.index)})")
+            words = self.words(text)
+            unknown = sorted({w for w in words if w not in self.index})
+            if unknown or not words:
+                raise ValueError(f"instruction {text!r} has words the model was never trained on: {unknown} "
+                                 f"(it knows {sorted(self.index)})")
             offsets.append(len(ids))
-            ids += known
+            ids += [self.index[w] for w in words]
         return torch.tensor(ids), torch.tensor(offsets)
 
 

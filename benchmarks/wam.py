@@ -54,7 +54,7 @@ def run_cell(cell: dict) -> dict:
         wx.train_variant(cell["variant"], split, seed=cell["seed"], steps=cell["steps"])
     trained = time.perf_counter() - start
     other = {split.instructions[a]: split.instructions[b] for a, b in zip(wx.TASKS, reversed(list(wx.TASKS)))}
-    out = {**cell, "offline": wx.offline(model, split.test, judge),
+    out = {**cell, "offline": wx.offline(model, split.test, judge, robot_layout=split.robot_layout),
            "instruction_effect": wx.instruction_effect(model, split.test, other),
            "final_loss": log.parts[-1] if log else None, "train_seconds": trained}
     if cell["variant"] in CLOSED_LOOP:
@@ -96,7 +96,7 @@ def latency(model, split, wx, repeats: int = 50) -> dict:
     return timings
 
 
-def summarise(cells: list[dict], largest: int) -> dict:
+def summarise(cells: list[dict]) -> dict:
     """Pooled success per variant x demos with Wilson intervals, paired per-seed differences to the policy."""
     from wmlib.eval import paired_difference, success_rate
     from wmlib.wam_experiment import TASKS
@@ -118,7 +118,7 @@ def summarise(cells: list[dict], largest: int) -> dict:
                     pooled = [x for c in group for x in c[env_id][test]]
                     rate = success_rate(pooled)
                     entry = {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate,
-                             "wilson95": [rate.low, rate.high],
+                             "ci95": [rate.low, rate.high],
                              "per_seed": [float(np.mean(c[env_id][test]))
                                           for c in sorted(group, key=lambda c: c["seed"])]}
                     base = [c for c in table.get("policy", {}).get(demos, []) if env_id in c and test in c[env_id]]
@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)))
     parser.add_argument("--quick", action="store_true", help="1 seed, 10 demos, 5 starts, 200 steps: a smoke run")
     parser.add_argument("--cells", default=str(CELLS))
+    parser.add_argument("--summarise", action="store_true",
+                        help="run nothing: summarise the cells already done (a partial table says so)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.quick:
@@ -165,7 +167,7 @@ def main() -> None:
                 done[cell_key(c)] = c
     todo = [c for c in plan if cell_key(c) not in done]
     print(f"{len(plan)} cells, {len(plan) - len(todo)} already in {path}, {len(todo)} to run on {args.jobs} job(s)")
-    if todo:
+    if todo and not args.summarise:
         path.parent.mkdir(parents=True, exist_ok=True)
         with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
             for result in pool.imap_unordered(run_cell, todo):
@@ -173,12 +175,14 @@ def main() -> None:
                     f.write(json.dumps(result) + "\n")
                 done[cell_key(result)] = result
                 print(f"done {cell_key(result)} in {result['seconds']:.0f} s", flush=True)
-    cells = [done[cell_key(c)] for c in plan]
+    cells = [done[cell_key(c)] for c in plan if cell_key(c) in done]
     write("wam_quick" if args.quick else "wam", {
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "cells")},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "cells", "summarise")},
+        "cells_done": len(cells), "cells_planned": len(plan), "complete": len(cells) == len(plan),
+        "missing": [cell_key(c) for c in plan if cell_key(c) not in done],
         "cells_file": str(path.relative_to(RESULTS.parent.parent)) if path.is_relative_to(RESULTS.parent.parent)
         else str(path),
-        "table": summarise(cells, largest)}, args.out)
+        "table": summarise(cells)}, args.out)
 
 
 if __name__ == "__main__":

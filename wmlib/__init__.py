@@ -14,6 +14,8 @@ load TensorFlow or the simulator until a notebook asks for them:
 - ``wmlib.tasks``      task costs written on the state
 - ``wmlib.control``    running a policy for an episode
 - ``wmlib.model_based`` learn a model, plan with it, act, keep the episodes, learn again
+- ``wmlib.wam_control``  closed-loop runs of a chunking pixel policy (shove, repaint, instruction swap)
+- ``wmlib.wam_experiment`` chapter 6: the World Action Model variants, both evaluation axes
 - ``wmlib.eval``       one-step error, drift, calibration, success rates with intervals
 - ``wmlib.viz``        figures and interactive widgets
 - ``wmlib.camera``     projecting the world into the camera image
@@ -30,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow: errors only, n
 
 __version__ = "0.1.0"
 SUBMODULES = ("data", "envs", "scripted", "collect", "build_dataset", "models", "planning", "sim_model", "tasks",
-              "control", "model_based", "eval", "viz", "camera", "results", "selfcheck", "grading")
+              "control", "model_based", "wam_control", "wam_experiment", "eval", "viz", "camera", "results",
+              "selfcheck", "grading")
 __all__ = ["device", *SUBMODULES]
 
 

@@ -50,11 +50,12 @@ class Split:
     train: data.ChunkWindows       # demonstrations (labelled) and action-free clips
     test: data.ChunkWindows        # held-out demonstrations, labelled
     instructions: dict             # env_id -> instruction
+    robot_layout: dict             # name -> slice of the robot vector (e.g. "extra/tcp_pose")
 
 
 def demonstrations(chunk: int = 4, demos: int = 40, root=None) -> Split:
     """Windows of ``demos`` demonstrations per task, the action-free clips, and the held-out demos."""
-    train, test, instructions = [], [], {}
+    train, test, instructions, robot_layout = [], [], {}, None
     for env_id, name in TASKS.items():
         path = data.default_path(name, root)
         episodes, layout = data.load(path, images=True), data.state_layout(path)
@@ -68,18 +69,22 @@ def demonstrations(chunk: int = 4, demos: int = 40, root=None) -> Split:
         train.append(data.chunk_windows(good[:demos], chunk, layout, ROBOT_KEYS, action_free=clips))
         test.append(data.chunk_windows(good[-HELD_OUT:], chunk, layout, ROBOT_KEYS))
         instructions[env_id] = good[0].language
-    return Split(data.join(*train), data.join(*test), instructions)
+        widths = [layout[k].stop - layout[k].start for k in ROBOT_KEYS]
+        robot_layout = {k: slice(int(a), int(a + w)) for k, a, w in zip(ROBOT_KEYS, np.cumsum([0] + widths), widths)}
+    return Split(data.join(*train), data.join(*test), instructions, robot_layout)
 
 
-def train_variant(name: str, split: Split, seed: int = 0, steps: int = 1500, progress: bool = False):
-    """Build the variant ``name`` of ``VARIANTS`` under ``seed`` and train it for ``steps`` steps."""
+def train_variant(name: str, split: Split, seed: int = 0, steps: int = 1500, progress: bool = False,
+                  combine=None):
+    """Build the variant ``name`` of ``VARIANTS`` under ``seed`` and train it for ``steps`` steps
+    (``combine``: the loss's combination of its parts, ``wam.joint_loss`` by default)."""
     kind, weight, clips = VARIANTS[name]
     windows = split.train if clips else split.train.select(split.train.labelled)
     torch.manual_seed(seed)
     vocabulary = wam.Vocabulary(sorted(set(split.train.instruction)))
     model = wam.TinyWAM(kind, vocabulary, split.train.robot.shape[1], split.train.chunk, future_weight=weight)
     model.to(device())
-    log = wam.train(model, windows, steps=steps, seed=seed, progress=progress)
+    log = wam.train(model, windows, steps=steps, seed=seed, progress=progress, combine=combine)
     return model, log
 
 
@@ -88,13 +93,15 @@ def train_variant(name: str, split: Split, seed: int = 0, steps: int = 1500, pro
 
 @torch.no_grad()
 def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM | None = None,
-            batch_size: int = 256) -> dict:
+            batch_size: int = 256, robot_layout: dict | None = None) -> dict:
     """Action error of the acting path; future errors and recoverability where the model imagines.
 
     action_mse: mean squared error of the chunk the model acts with (idm_true: from true futures).
     future_frame_mse / future_robot_mse: the imagined o_t+K against the real one (32 x 32 frame in
     [0, 1]; robot vector in units of its spread), where the model's future head was trained.
     recoverability: ``recoverability`` of the judge's chunks from imagined futures.
+    plausible: with ``robot_layout``, the fraction of imagined futures that ``plausible`` accepts
+    (and ``plausible_real``, the same test on the real futures, which should pass it).
     """
     sums, n = {}, 0
     for first in range(0, len(windows), batch_size):
@@ -111,6 +118,11 @@ def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM |
             imagined = model.imagine(h, batch["actions"]) if model.variant == "joint" else model.imagine(h)
             add(sums, "future_frame_mse", ((imagined.frame - target) ** 2).mean((1, 2, 3)))
             add(sums, "future_robot_mse", ((imagined.robot - model.robot_norm(batch["future_robot"])) ** 2).mean(1))
+            if robot_layout is not None:
+                tcp, now = robot_layout["extra/tcp_pose"], batch["robot"]
+                add(sums, "plausible", plausible(now[:, tcp], model.robot_norm.denormalise(imagined.robot)[:, tcp],
+                                                 windows.chunk))
+                add(sums, "plausible_real", plausible(now[:, tcp], batch["future_robot"][:, tcp], windows.chunk))
             if judge is not None:
                 jh = judge.encode(batch["frame"], batch["robot"], batch["instruction"])
                 from_imagined = judge.inverse_dynamics(jh, imagined.frame, imagined.robot)
@@ -123,6 +135,19 @@ def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM |
         spread = float(((windows.actions - windows.actions.mean(0)) ** 2).mean())
         out["recoverability"] = recoverability(out["judge_imagined"], out["judge_true"], spread)
     return out
+
+
+def plausible(tcp_now: torch.Tensor, tcp_future: torch.Tensor, steps: int, max_step: float = 0.1,
+              below_table: float = 0.005) -> torch.Tensor:
+    """(B,) 1.0 where an imagined gripper pose is physically possible, else 0.0.
+
+    tcp_*: (B, >=3) gripper poses (x, y, z first), now and ``steps`` steps later. Possible means:
+    the gripper is not inside the table (z >= -``below_table`` m) and it moved no farther than the
+    controller can take it (``max_step`` m per step: a full-scale pd_ee_delta_pos action).
+    """
+    above = tcp_future[:, 2] >= -below_table
+    reachable = (tcp_future[:, :3] - tcp_now[:, :3]).norm(dim=1) <= steps * max_step
+    return (above & reachable).float()
 
 
 def add(sums: dict, key: str, values: torch.Tensor) -> None:

@@ -1,4 +1,5 @@
-"""Learned models: a convolutional encoder from frames to state, a one-step dynamics model, their training.
+"""Learned models: a convolutional encoder from frames to state, a one-step dynamics model, their training,
+and a tiny World Action Model (``wmlib.models.wam``: policy, world model and both, on one backbone).
 
     from wmlib import models
     encoder = models.ConvEncoder(out_dim=6)               # frames -> gripper and cube position

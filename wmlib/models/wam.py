@@ -188,12 +188,13 @@ class TinyWAM(nn.Module):
 
     # ---------------------------------------------------------------- training and acting
 
-    def loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+    def loss(self, batch: dict, combine=None) -> tuple[torch.Tensor, dict]:
         """The variant's training loss on a batch of windows (see ``batch_of``) and its two parts.
 
         Every variant's loss is ``joint_loss``: the error of the chunk its acting path learns
         (the action head's; the inverse-dynamics head's, on true futures, for cascade and
         idm_true), plus ``weight`` times the error of what its future head learns.
+        combine: the function that makes the two one number (default ``joint_loss``).
         """
         h = self.encode(batch["frame"], batch["robot"], batch["instruction"])
         labelled = batch["labelled"].float()
@@ -215,7 +216,7 @@ class TinyWAM(nn.Module):
             future = 10 * ((self.imagine(h).frame - current) ** 2).mean((1, 2, 3))
         else:
             weight = 0.0                                                                   # policy, idm_true
-        total = joint_loss(action_error, future, labelled, weight)
+        total = (combine or joint_loss)(action_error, future, labelled, weight)
         parts = {"action": masked_mean(action_error, labelled), "future": weight * future.mean()}
         return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -280,7 +281,7 @@ class Training:
 
 
 def train(model: TinyWAM, windows, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3,
-          seed: int = 0, progress: bool = True, log_every: int = 100) -> Training:
+          seed: int = 0, progress: bool = True, log_every: int = 100, combine=None) -> Training:
     """Adam for a fixed number of gradient steps (the same for every variant), seeded minibatches.
 
     Each batch holds ``batch_size`` labelled windows, plus as many action-free ones when
@@ -300,7 +301,7 @@ def train(model: TinyWAM, windows, steps: int = 1500, batch_size: int = 64, lr: 
         index = rng.choice(labelled, batch_size)
         if len(action_free):
             index = np.r_[index, rng.choice(action_free, batch_size)]
-        value, part = model.loss(batch_of(windows, index, model.device))
+        value, part = model.loss(batch_of(windows, index, model.device), combine)
         optimiser.zero_grad(set_to_none=True)
         value.backward()
         optimiser.step()

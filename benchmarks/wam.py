@@ -11,7 +11,7 @@ both axes:
 - policy quality, closed loop in ManiSkill: success on ``--episodes`` seeded starts per task
   (the same starts for every model, so differences are paired), with Wilson 95% intervals.
 At the largest demonstration count, every variant is also run after a shove, with the cube
-repainted red, and with the other task's instruction; the joint model also acts by ranking
+repainted green, and with the other task's instruction; the joint model also acts by ranking
 16 candidate chunks by their imagined reward (the WAM as evaluator), and the time of one
 decision is measured with the future skipped and used.
 
@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import tempfile
 import time
 
 import numpy as np
@@ -32,6 +33,7 @@ import numpy as np
 from common import RESULTS, write
 
 CELLS = RESULTS / "wam_cells.jsonl"
+JUDGES = pathlib.Path(tempfile.gettempdir()) / "wmr_wam_judges"     # trained idm_true judges, reused
 CLOSED_LOOP = ("policy", "joint", "joint_w0.1", "joint_no_clips", "recon", "cascade")
 
 
@@ -49,7 +51,7 @@ def run_cell(cell: dict) -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
     split = wx.demonstrations(chunk=cell["chunk"], demos=cell["demos"])
-    judge, _ = wx.train_variant("idm_true", split, seed=cell["seed"], steps=cell["steps"])
+    judge = trained_judge(split, cell, wx, torch)
     model, log = (judge, None) if cell["variant"] == "idm_true" else \
         wx.train_variant(cell["variant"], split, seed=cell["seed"], steps=cell["steps"])
     trained = time.perf_counter() - start
@@ -69,7 +71,7 @@ def run_cell(cell: dict) -> dict:
 
                 runs["shoved"] = [wx.closed_loop(model.act, env_id, text, [s], env=env, shove=Shove.random(s))[0]
                                   for s in seeds]
-                runs["repainted"] = wx.closed_loop(model.act, env_id, text, seeds, env=env, colour=wx.RED)
+                runs["repainted"] = wx.closed_loop(model.act, env_id, text, seeds, env=env, colour=wx.REPAINT)
                 runs["wrong_instruction"] = wx.closed_loop(model.act, env_id, other[text], seeds, env=env)
                 if cell["variant"] == "joint":
                     ranked = lambda f, r, i: wx.rank_chunks(model, f, r, i)  # noqa: E731
@@ -79,6 +81,22 @@ def run_cell(cell: dict) -> dict:
             out[env_id] = {k: [bool(x) for x in v] for k, v in runs.items()}
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def trained_judge(split, cell: dict, wx, torch):
+    """The idm_true model of this cell's seed, demonstrations and settings: trained once, then reused
+    by the other variants' cells from a file (training is deterministic, so a copy equals a retrain)."""
+    JUDGES.mkdir(parents=True, exist_ok=True)
+    file = JUDGES / f"idm_true_seed{cell['seed']}_demos{cell['demos']}_chunk{cell['chunk']}_steps{cell['steps']}.pt"
+    judge = wx.build_variant("idm_true", split, seed=cell["seed"])
+    if file.exists():
+        judge.load_state_dict(torch.load(file, map_location=judge.device))
+        return judge.eval()
+    judge, _ = wx.train_variant("idm_true", split, seed=cell["seed"], steps=cell["steps"])
+    partial = file.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(judge.state_dict(), partial)
+    os.replace(partial, file)        # atomic: another process never reads half a file
+    return judge
 
 
 def latency(model, split, wx, repeats: int = 50) -> dict:

@@ -222,7 +222,7 @@ def test_a_repainted_cube_is_seen_and_the_paint_is_removed_afterwards(env):
     from wmlib.wam_control import play
 
     seen = Recorder()
-    for colour in (None, wx.RED, None):
+    for colour in (None, wx.REPAINT, None):
         play(env, seen, "push it", wx.ROBOT_KEYS, seed=5, max_steps=1, colour=colour)
     plain, painted, again = seen.frames
     assert np.abs(plain - painted).sum() > 0 and np.array_equal(plain, again)

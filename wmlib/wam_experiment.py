@@ -32,7 +32,7 @@ TASKS = {"PushCube-v1": "push_cube", "PickCube-v1": "pick_cube"}
 ROBOT_KEYS = PROPRIO_KEYS + ("extra/goal_pos",)
 HELD_OUT = 10                      # successes per task kept for the offline metrics
 EVAL_SEED = 700_000                # closed-loop starts: no dataset episode starts here
-RED = (0.85, 0.15, 0.1, 1.0)       # the repainted cube (the dataset's is blue)
+REPAINT = (0.15, 0.75, 0.2, 1.0)   # the repainted cube: green (the datasets' are blue, PushCube, and red, PickCube)
 # Variants: (kind, future weight, uses action-free clips)
 VARIANTS = {
     "policy": ("policy", 0.0, False),
@@ -78,14 +78,20 @@ def train_variant(name: str, split: Split, seed: int = 0, steps: int = 1500, pro
                   combine=None):
     """Build the variant ``name`` of ``VARIANTS`` under ``seed`` and train it for ``steps`` steps
     (``combine``: the loss's combination of its parts, ``wam.joint_loss`` by default)."""
-    kind, weight, clips = VARIANTS[name]
+    clips = VARIANTS[name][2]
     windows = split.train if clips else split.train.select(split.train.labelled)
+    model = build_variant(name, split, seed)
+    log = wam.train(model, windows, steps=steps, seed=seed, progress=progress, combine=combine)
+    return model, log
+
+
+def build_variant(name: str, split: Split, seed: int = 0) -> wam.TinyWAM:
+    """The untrained variant ``name``, its initial weights fixed by ``seed`` (load trained ones into it)."""
+    kind, weight, _ = VARIANTS[name]
     torch.manual_seed(seed)
     vocabulary = wam.Vocabulary(sorted(set(split.train.instruction)))
     model = wam.TinyWAM(kind, vocabulary, split.train.robot.shape[1], split.train.chunk, future_weight=weight)
-    model.to(device())
-    log = wam.train(model, windows, steps=steps, seed=seed, progress=progress, combine=combine)
-    return model, log
+    return model.to(device())
 
 
 # ---------------------------------------------------------------- world-model quality (offline)
@@ -99,7 +105,9 @@ def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM |
     action_mse: mean squared error of the chunk the model acts with (idm_true: from true futures).
     future_frame_mse / future_robot_mse: the imagined o_t+K against the real one (32 x 32 frame in
     [0, 1]; robot vector in units of its spread), where the model's future head was trained.
-    recoverability: ``recoverability`` of the judge's chunks from imagined futures.
+    recoverability: ``recoverability`` of the judge's chunks from imagined futures;
+    recoverability_frame_only: the same with the imagined frame alone (the robot vector given to the
+    judge is the present one), i.e. what the pixels of the imagined future tell about the action.
     plausible: with ``robot_layout``, the fraction of imagined futures that ``plausible`` accepts
     (and ``plausible_real``, the same test on the real futures, which should pass it).
     """
@@ -127,13 +135,17 @@ def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM |
                 jh = judge.encode(batch["frame"], batch["robot"], batch["instruction"])
                 from_imagined = judge.inverse_dynamics(jh, imagined.frame, imagined.robot)
                 from_true = judge.inverse_dynamics(jh, target, judge.robot_norm(batch["future_robot"]))
-                for key, chunk_ in (("judge_imagined", from_imagined), ("judge_true", from_true)):
+                # the imagined frame alone: the robot vector K steps ahead replaced by the present one
+                from_frame = judge.inverse_dynamics(jh, imagined.frame, judge.robot_norm(batch["robot"]))
+                for key, chunk_ in (("judge_imagined", from_imagined), ("judge_true", from_true),
+                                    ("judge_imagined_frame", from_frame)):
                     add(sums, key, ((chunk_.clamp(-1, 1) - batch["actions"]) ** 2).mean((1, 2)))
         n += len(index)
     out = {k: float(v / n) for k, v in sums.items()}
     if "judge_imagined" in out:
         spread = float(((windows.actions - windows.actions.mean(0)) ** 2).mean())
         out["recoverability"] = recoverability(out["judge_imagined"], out["judge_true"], spread)
+        out["recoverability_frame_only"] = recoverability(out["judge_imagined_frame"], out["judge_true"], spread)
     return out
 
 

@@ -226,3 +226,33 @@ def test_a_repainted_cube_is_seen_and_the_paint_is_removed_afterwards(env):
         play(env, seen, "push it", wx.ROBOT_KEYS, seed=5, max_steps=1, colour=colour)
     plain, painted, again = seen.frames
     assert np.abs(plain - painted).sum() > 0 and np.array_equal(plain, again)
+
+
+# ---------------------------------------------------------------- the benchmark's table
+
+
+def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("wam_benchmark", REPO / "benchmarks" / "wam.py")
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+    def cell(variant, seed, push, pick):
+        return {"variant": variant, "demos": 10, "seed": seed, "offline": {"action_mse": 0.1 * (seed + 1)},
+                "instruction_effect": 0.2, "PushCube-v1": {"success": push}, "PickCube-v1": {"success": pick}}
+
+    cells = [cell("policy", 0, [1, 0, 0, 0], [0] * 4), cell("policy", 1, [1, 1, 0, 0], [0] * 4),
+             cell("joint", 0, [1, 1, 1, 0], [0] * 4), cell("joint", 1, [1, 1, 1, 1], [1, 0, 0, 0])]
+    table = bench.summarise(cells)
+    push = table["joint"]["10"]["PushCube-v1"]["success"]
+    assert (push["successes"], push["trials"]) == (7, 8) and push["per_seed"] == [0.75, 1.0]
+    assert 0 < push["ci95"][0] < 7 / 8 < push["ci95"][1] <= 1
+    assert push["minus_policy"]["mean"] == pytest.approx(0.5) and push["minus_policy"]["n"] == 2
+    assert "minus_policy" not in table["policy"]["10"]["PushCube-v1"]["success"]
+    assert table["policy"]["10"]["offline"]["action_mse"] == pytest.approx(0.15)

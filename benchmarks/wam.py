@@ -10,9 +10,10 @@ both axes:
   demonstrations, reads the imagined change);
 - policy quality, closed loop in ManiSkill: success on ``--episodes`` seeded starts per task
   (the same starts for every model, so differences are paired), with Wilson 95% intervals.
-At the largest demonstration count, every variant is also run after a shove, with the cube
-repainted green, and with the other task's instruction; the joint model also acts by ranking
-16 candidate chunks by their imagined reward (the WAM as evaluator), and the time of one
+At the largest demonstration count, every variant is also run (in cells of their own, after the
+main table) after a shove, with the cube repainted green, and with the other task's
+instruction; the joint model also acts by ranking 16 candidate chunks by their imagined reward
+(the WAM as evaluator), and the time of one
 decision is measured with the future skipped and used.
 
 Each finished cell is appended to ``benchmarks/results/wam_cells.jsonl`` at once, so a run that
@@ -38,11 +39,17 @@ CLOSED_LOOP = ("policy", "joint", "joint_w0.1", "joint_no_clips", "recon", "casc
 
 
 def cell_key(cell: dict) -> str:
-    return f"{cell['variant']}|{cell['demos']}|{cell['seed']}|{cell['chunk']}|{cell['steps']}|{cell['episodes']}"
+    kind = "stress" if cell.get("stress") else "main"
+    return (f"{kind}|{cell['variant']}|{cell['demos']}|{cell['seed']}|{cell['chunk']}|{cell['steps']}|"
+            f"{cell['episodes']}")
 
 
 def run_cell(cell: dict) -> dict:
-    """Train one model and measure it; the judge is the idm_true model of the same seed and demos."""
+    """Train one model and measure it; the judge is the idm_true model of the same seed and demos.
+
+    A main cell measures both axes (offline, and success on the starts); a stress cell retrains the
+    same model (same seed, so the same weights) and runs the stress tests on the same starts.
+    """
     os.environ.setdefault("LP_NUM_THREADS", "1")
     import torch
 
@@ -56,17 +63,20 @@ def run_cell(cell: dict) -> dict:
         wx.train_variant(cell["variant"], split, seed=cell["seed"], steps=cell["steps"])
     trained = time.perf_counter() - start
     other = {split.instructions[a]: split.instructions[b] for a, b in zip(wx.TASKS, reversed(list(wx.TASKS)))}
-    out = {**cell, "offline": wx.offline(model, split.test, judge, robot_layout=split.robot_layout),
-           "instruction_effect": wx.instruction_effect(model, split.test, other),
-           "final_loss": log.parts[-1] if log else None, "train_seconds": trained}
+    out = {**cell, "final_loss": log.parts[-1] if log else None, "train_seconds": trained}
+    stress = bool(cell.get("stress"))
+    if not stress:
+        out["offline"] = wx.offline(model, split.test, judge, robot_layout=split.robot_layout)
+        out["instruction_effect"] = wx.instruction_effect(model, split.test, other)
     if cell["variant"] in CLOSED_LOOP:
         seeds = range(wx.EVAL_SEED, wx.EVAL_SEED + cell["episodes"])
-        stress = cell["demos"] == cell["largest_demos"]
         for env_id in wx.TASKS:
             env = envs.make(env_id, obs_mode="rgb", image_size=128, seed=wx.EVAL_SEED)
             text = split.instructions[env_id]
-            runs = {"success": wx.closed_loop(model.act, env_id, text, seeds, env=env)}
-            if stress:
+            runs = {}
+            if not stress:
+                runs["success"] = wx.closed_loop(model.act, env_id, text, seeds, env=env)
+            else:
                 from wmlib.wam_control import Shove
 
                 runs["shoved"] = [wx.closed_loop(model.act, env_id, text, [s], env=env, shove=Shove.random(s))[0]
@@ -115,43 +125,48 @@ def latency(model, split, wx, repeats: int = 50) -> dict:
 
 
 def summarise(cells: list[dict]) -> dict:
-    """Pooled success per variant x demos with Wilson intervals, paired per-seed differences to the policy."""
+    """Per variant x demos: offline metrics (mean over seeds); per task and test, success pooled over
+    seeds with a Wilson interval, the per-seed rates, and the paired difference to the policy."""
     from wmlib.eval import paired_difference, success_rate
     from wmlib.wam_experiment import TASKS
 
-    table = {}
+    # runs[variant][demos][env_id][test][seed] = outcomes, from main and stress cells alike
+    runs, offline, latency_ms = {}, {}, {}
     for c in cells:
-        table.setdefault(c["variant"], {}).setdefault(str(c["demos"]), []).append(c)
+        key = (c["variant"], str(c["demos"]))
+        if "offline" in c:
+            offline.setdefault(key, []).append(c)
+        if "latency_ms" in c:
+            latency_ms.setdefault(key, []).append(c["latency_ms"])
+        for env_id in TASKS:
+            for test, outcomes in c.get(env_id, {}).items():
+                runs.setdefault(key, {}).setdefault(env_id, {}).setdefault(test, {})[c["seed"]] = outcomes
     summary = {}
-    for variant, by_demos in table.items():
-        for demos, group in by_demos.items():
-            row = {"seeds": sorted(c["seed"] for c in group),
-                   "offline": {k: float(np.mean([c["offline"][k] for c in group if k in c["offline"]]))
-                               for k in group[0]["offline"]},
-                   "instruction_effect": float(np.mean([c["instruction_effect"] for c in group]))}
-            for env_id in TASKS:
-                if env_id not in group[0]:
-                    continue
-                for test in group[0][env_id]:
-                    pooled = [x for c in group for x in c[env_id][test]]
-                    rate = success_rate(pooled)
-                    entry = {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate,
-                             "ci95": [rate.low, rate.high],
-                             "per_seed": [float(np.mean(c[env_id][test]))
-                                          for c in sorted(group, key=lambda c: c["seed"])]}
-                    base = [c for c in table.get("policy", {}).get(demos, []) if env_id in c and test in c[env_id]]
-                    if variant != "policy" and base:
-                        pairs = {c["seed"]: c for c in base}
-                        mine = [c for c in group if c["seed"] in pairs]
-                        if len(mine) >= 2:
-                            diff = paired_difference([np.mean(c[env_id][test]) for c in mine],
-                                                     [np.mean(pairs[c["seed"]][env_id][test]) for c in mine])
-                            entry["minus_policy"] = diff
-                    row.setdefault(env_id, {})[test] = entry
-            if any("latency_ms" in c for c in group):
-                row["latency_ms"] = {k: float(np.mean([c["latency_ms"][k] for c in group if "latency_ms" in c]))
-                                     for k in next(c for c in group if "latency_ms" in c)["latency_ms"]}
-            summary.setdefault(variant, {})[demos] = row
+    for key in sorted(set(offline) | set(runs)):
+        variant, demos = key
+        row = {}
+        if key in offline:
+            group = offline[key]
+            row["seeds"] = sorted(c["seed"] for c in group)
+            row["offline"] = {k: float(np.mean([c["offline"][k] for c in group if k in c["offline"]]))
+                              for k in group[0]["offline"]}
+            row["instruction_effect"] = float(np.mean([c["instruction_effect"] for c in group]))
+        for env_id, tests in runs.get(key, {}).items():
+            for test, by_seed in tests.items():
+                seeds = sorted(by_seed)
+                rate = success_rate([x for s in seeds for x in by_seed[s]])
+                entry = {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate,
+                         "ci95": [rate.low, rate.high], "seeds": seeds,
+                         "per_seed": [float(np.mean(by_seed[s])) for s in seeds]}
+                base = runs.get(("policy", demos), {}).get(env_id, {}).get(test, {})
+                paired = [s for s in seeds if s in base]
+                if variant != "policy" and len(paired) >= 2:
+                    entry["minus_policy"] = paired_difference([np.mean(by_seed[s]) for s in paired],
+                                                              [np.mean(base[s]) for s in paired])
+                row.setdefault(env_id, {})[test] = entry
+        if key in latency_ms:
+            row["latency_ms"] = {k: float(np.mean([t[k] for t in latency_ms[key]])) for k in latency_ms[key][0]}
+        summary.setdefault(variant, {})[demos] = row
     return summary
 
 
@@ -173,9 +188,12 @@ def main() -> None:
     if args.quick:
         args.seeds, args.demos, args.episodes, args.steps = [0], [10], 5, 200
     largest = max(args.demos)
-    plan = [dict(variant=v, demos=d, seed=s, chunk=args.chunk, steps=args.steps, episodes=args.episodes,
-                 largest_demos=largest)
+    common = dict(chunk=args.chunk, steps=args.steps, episodes=args.episodes)
+    # the main table first (both axes, every seed), then the stress tests at the largest demo count
+    plan = [dict(variant=v, demos=d, seed=s, stress=False, **common)
             for s in args.seeds for d in sorted(args.demos, reverse=True) for v in args.variants]
+    plan += [dict(variant=v, demos=largest, seed=s, stress=True, **common)
+             for s in args.seeds for v in args.variants if v in CLOSED_LOOP]
     path = pathlib.Path(args.cells)
     done = {}
     if path.exists():

@@ -247,9 +247,17 @@ def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
         return {"variant": variant, "demos": 10, "seed": seed, "offline": {"action_mse": 0.1 * (seed + 1)},
                 "instruction_effect": 0.2, "PushCube-v1": {"success": push}, "PickCube-v1": {"success": pick}}
 
+    def stress(variant, seed, shoved):
+        return {"variant": variant, "demos": 10, "seed": seed, "stress": True,
+                "PushCube-v1": {"shoved": shoved}, "PickCube-v1": {"shoved": [0, 0]}}
+
     cells = [cell("policy", 0, [1, 0, 0, 0], [0] * 4), cell("policy", 1, [1, 1, 0, 0], [0] * 4),
-             cell("joint", 0, [1, 1, 1, 0], [0] * 4), cell("joint", 1, [1, 1, 1, 1], [1, 0, 0, 0])]
+             cell("joint", 0, [1, 1, 1, 0], [0] * 4), cell("joint", 1, [1, 1, 1, 1], [1, 0, 0, 0]),
+             stress("policy", 0, [0, 0]), stress("policy", 1, [1, 0]), stress("joint", 0, [1, 1]),
+             stress("joint", 1, [1, 1])]
     table = bench.summarise(cells)
+    shoved = table["joint"]["10"]["PushCube-v1"]["shoved"]          # stress cells join the same row
+    assert (shoved["successes"], shoved["trials"]) == (4, 4) and shoved["minus_policy"]["mean"] == pytest.approx(0.75)
     push = table["joint"]["10"]["PushCube-v1"]["success"]
     assert (push["successes"], push["trials"]) == (7, 8) and push["per_seed"] == [0.75, 1.0]
     assert 0 < push["ci95"][0] < 7 / 8 < push["ci95"][1] <= 1

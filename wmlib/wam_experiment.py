@@ -22,7 +22,6 @@ import dataclasses
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from wmlib import data, device
 from wmlib.data.conventions import PROPRIO_KEYS
@@ -116,12 +115,9 @@ def offline(model: wam.TinyWAM, windows: data.ChunkWindows, judge: wam.TinyWAM |
         index = np.arange(first, min(first + batch_size, len(windows)))
         batch = wam.batch_of(windows, index, model.device)
         h = model.encode(batch["frame"], batch["robot"], batch["instruction"])
-        target = F.avg_pool2d(model.frames_in(batch["future_frame"]), wam.FRAME // wam.FUTURE_FRAME)
-        if model.variant == "idm_true":
-            chunk = model.inverse_dynamics(h, target, model.robot_norm(batch["future_robot"]))
-        else:
-            chunk = model.act(batch["frame"], batch["robot"], batch["instruction"])
-        add(sums, "action_mse", ((chunk.clamp(-1, 1) - batch["actions"]) ** 2).mean((1, 2)))
+        target = model.small_frames(batch["future_frame"])
+        chunk = model.chunk_from(h, batch["future_frame"], batch["future_robot"])   # only idm_true reads the future
+        add(sums, "action_mse", ((chunk - batch["actions"]) ** 2).mean((1, 2)))
         if model.variant in ("joint", "cascade"):
             imagined = model.imagine(h, batch["actions"]) if model.variant == "joint" else model.imagine(h)
             add(sums, "future_frame_mse", ((imagined.frame - target) ** 2).mean((1, 2, 3)))

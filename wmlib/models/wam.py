@@ -161,6 +161,10 @@ class TinyWAM(nn.Module):
                  self.words(ids.to(self.device), offsets.to(self.device))]
         return self.trunk(torch.cat(parts, dim=-1))
 
+    def small_frames(self, frames) -> torch.Tensor:
+        """(B, 64, 64, 3) uint8 -> (B, 3, 32, 32) in [0, 1]: frames at the size the future head predicts."""
+        return F.avg_pool2d(self.frames_in(frames), FRAME // FUTURE_FRAME)
+
     def act_chunk(self, h) -> torch.Tensor:
         """h -> (B, K, A) chunk from the action head."""
         return self.action_head(h).view(-1, self.chunk, self.action_dim)
@@ -198,7 +202,7 @@ class TinyWAM(nn.Module):
         """
         h = self.encode(batch["frame"], batch["robot"], batch["instruction"])
         labelled = batch["labelled"].float()
-        target_frame = F.avg_pool2d(self.frames_in(batch["future_frame"]), FRAME // FUTURE_FRAME)
+        target_frame = self.small_frames(batch["future_frame"])
         target_robot = self.robot_norm(batch["future_robot"])
         if self.variant in ("cascade", "idm_true"):
             chunk = self.inverse_dynamics(h, target_frame, target_robot)
@@ -212,7 +216,7 @@ class TinyWAM(nn.Module):
         elif self.variant == "cascade":
             future = future_error(self.imagine(h), target_frame, target_robot, batch["future_reward"])
         elif self.variant == "recon":
-            current = F.avg_pool2d(self.frames_in(batch["frame"]), FRAME // FUTURE_FRAME)
+            current = self.small_frames(batch["frame"])
             future = 10 * ((self.imagine(h).frame - current) ** 2).mean((1, 2, 3))
         else:
             weight = 0.0                                                                   # policy, idm_true
@@ -223,7 +227,10 @@ class TinyWAM(nn.Module):
     @torch.no_grad()
     def act(self, frames, robot, instructions, future_frame=None, future_robot=None) -> torch.Tensor:
         """o_t, l -> (B, K, A) chunk, by the variant's acting path. ``idm_true`` needs the true future."""
-        h = self.encode(frames, robot, instructions)
+        return self.chunk_from(self.encode(frames, robot, instructions), future_frame, future_robot)
+
+    def chunk_from(self, h, future_frame=None, future_robot=None) -> torch.Tensor:
+        """The acting path from an encoded o_t, l (h: (B, width)) -> (B, K, A), clamped to [-1, 1]."""
         if self.variant in ("policy", "joint", "recon"):
             return self.act_chunk(h).clamp(-1, 1)
         if self.variant == "cascade":
@@ -231,7 +238,7 @@ class TinyWAM(nn.Module):
             return self.inverse_dynamics(h, imagined.frame, imagined.robot).clamp(-1, 1)
         if future_frame is None:
             raise ValueError("idm_true acts from the true future frame: pass future_frame and future_robot")
-        target_frame = F.avg_pool2d(self.frames_in(future_frame), FRAME // FUTURE_FRAME)
+        target_frame = self.small_frames(future_frame)
         target_robot = self.robot_norm(torch.as_tensor(future_robot, dtype=torch.float32, device=self.device))
         return self.inverse_dynamics(h, target_frame, target_robot).clamp(-1, 1)
 

@@ -86,7 +86,7 @@ def run_cell(cell: dict) -> dict:
                 if cell["variant"] == "joint":
                     ranked = lambda f, r, i: wx.rank_chunks(model, f, r, i)  # noqa: E731
                     runs["ranked"] = wx.closed_loop(ranked, env_id, text, seeds, env=env)
-                    out["latency_ms"] = latency(model, split, wx)
+                    out["latency_ms"] = wx.latency(model, split.test, repeats=50)
             env.close()
             out[env_id] = {k: [bool(x) for x in v] for k, v in runs.items()}
     out["seconds"] = time.perf_counter() - start
@@ -109,25 +109,10 @@ def trained_judge(split, cell: dict, wx, torch):
     return judge
 
 
-def latency(model, split, wx, repeats: int = 50) -> dict:
-    """Milliseconds per decision on one observation: the action head alone vs ranking 16 imagined chunks."""
-    b = split.test
-    frames, robot, text = b.frames[b.now[:1]], b.robot[b.now[:1]], b.instruction[:1]
-    timings = {}
-    for name, act in (("future_skipped", lambda: model.act(frames, robot, text)),
-                      ("future_used_16_chunks", lambda: wx.rank_chunks(model, frames, robot, text))):
-        act()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            act()
-        timings[name] = 1000 * (time.perf_counter() - start) / repeats
-    return timings
-
-
 def summarise(cells: list[dict]) -> dict:
     """Per variant x demos: offline metrics (mean over seeds); per task and test, success pooled over
     seeds with a Wilson interval, the per-seed rates, and the paired difference to the policy."""
-    from wmlib.eval import paired_difference, success_rate
+    from wmlib.eval import success_rate
     from wmlib.wam_experiment import TASKS
 
     # runs[variant][demos][env_id][test][seed] = outcomes, from main and stress cells alike
@@ -157,17 +142,41 @@ def summarise(cells: list[dict]) -> dict:
                 rate = success_rate([x for s in seeds for x in by_seed[s]])
                 entry = {"successes": rate.successes, "trials": rate.trials, "rate": rate.rate,
                          "ci95": [rate.low, rate.high], "seeds": seeds,
-                         "per_seed": [float(np.mean(by_seed[s])) for s in seeds]}
+                         "per_seed": [float(np.mean(by_seed[s])) for s in seeds],
+                         "per_start": [[int(x) for x in by_seed[s]] for s in seeds]}
                 base = runs.get(("policy", demos), {}).get(env_id, {}).get(test, {})
                 paired = [s for s in seeds if s in base]
                 if variant != "policy" and len(paired) >= 2:
-                    entry["minus_policy"] = paired_difference([np.mean(by_seed[s]) for s in paired],
-                                                              [np.mean(base[s]) for s in paired])
+                    entry.update(versus_policy([by_seed[s] for s in paired], [base[s] for s in paired]))
                 row.setdefault(env_id, {})[test] = entry
         if key in latency_ms:
             row["latency_ms"] = {k: float(np.mean([t[k] for t in latency_ms[key]])) for k in latency_ms[key][0]}
         summary.setdefault(variant, {})[demos] = row
     return summary
+
+
+def versus_policy(variant: list, policy: list, min_seeds: int = 3) -> dict:
+    """A variant against the policy, paired twice: by training seed, and by (seed, start).
+
+    variant, policy: per seed, the outcomes (0/1) on the same starts. The seed interval carries the
+    luck of training but, from 2 or 3 seeds, can be falsely narrow (equal differences have no
+    spread); the start interval carries the luck of the starts. A verdict needs at least
+    ``min_seeds`` seeds and both intervals on the same side of zero; anything else is "noise".
+    """
+    from wmlib.eval import paired_difference
+
+    by_seed = paired_difference([np.mean(v) for v in variant], [np.mean(p) for p in policy])
+    by_start = paired_difference(np.concatenate(variant).astype(float), np.concatenate(policy).astype(float))
+    sides = {np.sign(d["low"]) if not d["within_noise"] else 0 for d in (by_seed, by_start)}
+    if len(variant) < min_seeds:
+        verdict = f"too few seeds ({len(variant)} of {min_seeds})"
+    elif sides == {1}:
+        verdict = "above the policy"
+    elif sides == {-1}:
+        verdict = "below the policy"
+    else:
+        verdict = "inside the noise"
+    return {"minus_policy": by_seed, "minus_policy_by_start": by_start, "verdict": verdict}
 
 
 def main() -> None:

@@ -231,7 +231,8 @@ def test_a_repainted_cube_is_seen_and_the_paint_is_removed_afterwards(env):
 # ---------------------------------------------------------------- the benchmark's table
 
 
-def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
+def wam_benchmark():
+    """benchmarks/wam.py as a module (it imports its neighbour ``common``)."""
     import importlib.util
     import sys
 
@@ -242,6 +243,11 @@ def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+    return bench
+
+
+def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
+    bench = wam_benchmark()
 
     def cell(variant, seed, push, pick):
         return {"variant": variant, "demos": 10, "seed": seed, "offline": {"action_mse": 0.1 * (seed + 1)},
@@ -264,3 +270,20 @@ def test_the_benchmark_table_pools_seeds_and_pairs_them_against_the_policy():
     assert push["minus_policy"]["mean"] == pytest.approx(0.5) and push["minus_policy"]["n"] == 2
     assert "minus_policy" not in table["policy"]["10"]["PushCube-v1"]["success"]
     assert table["policy"]["10"]["offline"]["action_mse"] == pytest.approx(0.15)
+    assert push["verdict"].startswith("too few seeds") and push["minus_policy_by_start"]["n"] == 8
+
+
+def test_a_verdict_needs_three_seeds_and_both_pairings_on_one_side():
+    bench = wam_benchmark()
+    # every seed gains exactly one start of 20: the seed interval is the point +0.05 (no spread), yet
+    # one start in twenty is what the starts' luck alone can do, so this is no finding
+    policy = [[1] * 10 + [0] * 10 for _ in range(3)]
+    one_more = [[1] * 11 + [0] * 9 for _ in range(3)]
+    d = bench.versus_policy(one_more, policy)
+    assert not d["minus_policy"]["within_noise"] and d["minus_policy_by_start"]["within_noise"]
+    assert d["verdict"] == "inside the noise"
+    # a large gain on every seed is a finding; the same gain from two seeds is not yet
+    much_better = [[1] * 19 + [0] for _ in range(3)]
+    assert bench.versus_policy(much_better, policy)["verdict"] == "above the policy"
+    assert bench.versus_policy(policy, much_better)["verdict"] == "below the policy"
+    assert bench.versus_policy(much_better[:2], policy[:2])["verdict"].startswith("too few seeds")

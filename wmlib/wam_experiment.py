@@ -211,6 +211,25 @@ def best_chunk(scores: torch.Tensor) -> int:
     return int(torch.argmax(scores))
 
 
+def latency(model: wam.TinyWAM, windows: data.ChunkWindows, repeats: int = 30) -> dict[str, float]:
+    """Milliseconds per decision on one held-out observation, after one warm-up call:
+    the action head alone (the future skipped) vs ranking 16 imagined chunks (the future used)."""
+    import time
+
+    now = windows.now[:1]
+    frames, robot, text = windows.frames[now], windows.robot[now], windows.instruction[:1]
+    decisions = {"future_skipped": lambda: model.act(frames, robot, text),
+                 "future_used_16_chunks": lambda: rank_chunks(model, frames, robot, text)}
+    timings = {}
+    for name, decide in decisions.items():
+        decide()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            decide()
+        timings[name] = 1000 * (time.perf_counter() - start) / repeats
+    return timings
+
+
 # ---------------------------------------------------------------- policy quality (closed loop)
 
 

@@ -35,10 +35,11 @@ def rotation(rpy) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation by ``angle`` about the unit ``axis`` (Rodrigues' formula), 3x3."""
+def about_axis(axis: np.ndarray, angle) -> np.ndarray:
+    """Rotation by ``angle`` (...,) about the unit ``axis`` (Rodrigues' formula): (..., 3, 3)."""
+    angle = np.asarray(angle, dtype=np.float64)[..., None, None]
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
 
 
 def transform(rot: np.ndarray, xyz) -> np.ndarray:
@@ -114,19 +115,25 @@ class Description:
         return JointLimits(self.joints, lower, upper, speed, grip)
 
     def tool_position(self, q) -> np.ndarray:
-        """Joint angles (J,) in ``joints`` order -> the tool point (3,) in the base frame, metres."""
+        """Joint angles (..., J) in ``joints`` order -> tool points (..., 3) in the base frame, metres."""
         q = np.asarray(q, dtype=np.float64)
-        if q.shape != (len(self.joints),):
+        if q.shape[-1:] != (len(self.joints),):
             raise ValueError(f"{self.name}: expected {len(self.joints)} joint angles {self.joints}, got {q.shape}")
-        angle = dict(zip(self.joints, q))
-        pose = np.eye(4)
+        angle = {name: q[..., i] for i, name in enumerate(self.joints)}
+        zero = np.zeros(q.shape[:-1])
+        pose = np.broadcast_to(np.eye(4), (*q.shape[:-1], 4, 4))
         for j in self.chain:
             pose = pose @ j.origin
+            theta = angle.get(j.name, zero)
             if j.kind in ("revolute", "continuous"):
-                pose = pose @ transform(about_axis(j.axis, angle.get(j.name, 0.0)), np.zeros(3))
+                moved = np.broadcast_to(np.eye(4), pose.shape).copy()
+                moved[..., :3, :3] = about_axis(j.axis, theta)
+                pose = pose @ moved
             elif j.kind == "prismatic":
-                pose = pose @ transform(np.eye(3), j.axis * angle.get(j.name, 0.0))
-        return pose[:3, 3]
+                moved = np.broadcast_to(np.eye(4), pose.shape).copy()
+                moved[..., :3, 3] = j.axis * theta[..., None]
+                pose = pose @ moved
+        return pose[..., :3, 3]
 
 
 SO100_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")

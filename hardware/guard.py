@@ -141,6 +141,11 @@ class Guarded:
             self.interventions.append({"step": self.steps, "time": time.monotonic(), "reasons": [f"stop: {reason}"]})
         self._off(reason)
 
+    def idle(self, seconds: float = 30.0) -> None:
+        """The robot will stand still for up to ``seconds`` (between episodes: writing, resetting);
+        the watchdog allows that silence once. A loop that stays silent longer is still stopped."""
+        self.watchdog.grace(seconds)
+
     # ---------------------------------------------------------------- the loop
     def reset(self, seed: int | None = None) -> dict:
         if self.stopped:

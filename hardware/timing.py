@@ -52,6 +52,10 @@ class Rate:
         self.deadline += self.period
         return False
 
+    def restart(self) -> None:
+        """Start a fresh grid from now (after a pause that was no control period, e.g. a reset)."""
+        self.deadline = self.clock() + self.period
+
     def report(self) -> dict:
         return {"hz": self.hz, "periods": self.periods, "misses": self.misses,
                 "miss_rate": self.misses / self.periods if self.periods else 0.0,
@@ -66,17 +70,23 @@ class Watchdog:
             raise ValueError(f"the watchdog needs 0 < hold_after < off_after, got {hold_after}, {off_after}")
         self.hold_after, self.off_after, self.clock = hold_after, off_after, clock
         self.last = clock()
+        self.extra = 0.0                # seconds of silence allowed on top, until the next feed
         self.tripped = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     def feed(self) -> None:
         """A fresh command arrived. After ``off``, feeding does not revive the robot."""
-        self.last = self.clock()
+        self.last, self.extra = self.clock(), 0.0
+
+    def grace(self, seconds: float) -> None:
+        """Allow ``seconds`` more of silence from now (known slow work while the robot stands still,
+        such as writing an episode between two episodes); the next ``feed`` ends it."""
+        self.last, self.extra = self.clock(), seconds
 
     def poll(self, now: float | None = None) -> str:
         """"run", "hold" or "off". Once "off", always "off" (a person must restart the run)."""
-        silent = (self.clock() if now is None else now) - self.last
+        silent = (self.clock() if now is None else now) - self.last - self.extra
         if self.tripped or silent >= self.off_after:
             self.tripped = True
             return "off"

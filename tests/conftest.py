@@ -23,7 +23,8 @@ HEAVY_FIRST = ("chapter:06", "chapter:05", "chapter:04", "chapter:03", "test_gra
 # `make test-fast` leaves out every test marked slow: those of these modules, and any test that
 # uses a chapter's execution or a simulator (the `env` fixtures).
 SLOW_MODULES = {"test_envs.py", "test_collect.py", "test_sim_model.py", "test_book.py", "test_grading.py",
-                "test_grading_chapter.py", "test_selfcheck.py", "test_setup.py", "test_twin.py"}
+                "test_grading_chapter.py", "test_selfcheck.py", "test_setup.py", "test_twin.py",
+                "test_lab_loop.py"}
 SLOW_FIXTURES = {"chapter_run", "env"}
 
 

@@ -3,7 +3,7 @@
 The planning chapters connect a planner to *any* model through one contract
 (``wmlib.planning.Model``: ``rollout(state, actions)``). The robot lab does the same for the
 other end of the loop: the simulated twin (``hardware.twin``) and every real arm
-(``hardware.servo_arm`` over a Feetech or Dynamixel bus, ``hardware.xarm``) implement
+(``hardware.servo_arm`` over a Feetech or Dynamixel bus, ``hardware.vendor.XArmRobot``) implement
 ``Robot``, so one controller, one recorder and one safety layer serve them all, and a
 policy first tried on the twin meets the real arm through the same calls.
 

@@ -1,0 +1,78 @@
+"""Actor, learner and replay on the fake arm: episodes survive a replay that is down, a learner
+checkpoint reaches the actor, and replay refills from the disk after a restart."""
+import logging
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hardware import actor, learner, replay as rp
+from hardware.fake import fake_so100
+from hardware.safety import Box, Config
+from wmlib import data
+
+CONFIG = Config(workspace=Box((-0.3, -0.45, 0.02), (0.3, -0.05, 0.35)))
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    logging.disable(logging.WARNING)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_episodes_wait_in_the_outbox_while_replay_is_down_then_all_arrive(tmp_path):
+    port = free_port()
+    arm, _, _ = fake_so100(clock=time.monotonic)
+    report = actor.run(arm, CONFIG, tmp_path / "episodes", rp.Replay(f"localhost:{port}", timeout=1),
+                       tmp_path / "learner", minutes=0.08, max_steps=20, log=lambda *_: None)
+    on_disk = data.load(tmp_path / "episodes", images=False)
+    assert len(on_disk) == len(report["episodes"]) >= 2
+    assert report["unsent_at_end"] == len(on_disk), "nothing was acknowledged while replay was down"
+    for ep in on_disk:
+        assert np.isfinite(ep.steps["action"][:-1]).all() and ep.metadata["end"] in ("timeout", "success")
+        assert np.abs(np.diff(ep.steps["action"][:-1], axis=0)).max() <= 0.05 + 1e-6, "executed = clamped"
+    server = rp.serve(port, prefill=1)
+    replay = rp.Replay(f"localhost:{port}")
+    outbox = rp.Outbox(tmp_path / "episodes" / "replayed.txt")
+    assert outbox.send_pending(replay, tmp_path / "episodes") == len(on_disk)
+    assert replay.size() == len(on_disk)
+    assert outbox.send_pending(replay, tmp_path / "episodes") == 0, "sent once, not twice"
+    sampled = replay.sample(20)
+    by_id = {int(ep.metadata["episode_id"]): ep for ep in on_disk}
+    for item in sampled:
+        ep = by_id[int(item["episode_id"])]
+        assert np.array_equal(item["state"], ep.steps["observation/state"].astype(np.float32)), "intact in replay"
+    server.stop()
+    refilled = rp.serve(0, root=tmp_path / "episodes")                      # a restarted server: from disk
+    assert rp.Replay(f"localhost:{refilled.port}").size() == len(on_disk)
+    refilled.stop()
+
+
+def test_the_learner_publishes_checkpoints_that_the_actor_picks_up(tmp_path):
+    server = rp.serve(0, prefill=2)
+    address = f"localhost:{server.port}"
+    arm, _, _ = fake_so100(clock=time.monotonic)
+    curve = []
+    thread = threading.Thread(target=lambda: curve.extend(
+        learner.run(rp.Replay(address), tmp_path / "learner", joints=6, updates=400, publish_every=10)), daemon=True)
+    thread.start()
+    report = actor.run(arm, CONFIG, tmp_path / "episodes", rp.Replay(address), tmp_path / "learner",
+                       minutes=0.25, max_steps=30, reload_every=1.0, log=lambda *_: None)
+    thread.join(timeout=120)
+    assert report["reloads"] >= 1 and any(e["model_version"] > 0 for e in report["episodes"])
+    assert report["unsent_at_end"] == 0 and rp.Replay(address).size() == len(report["episodes"])
+    first, last = np.mean([p["fresh_rmse_rad"] for p in curve[:5]]), np.mean([p["fresh_rmse_rad"] for p in curve[-5:]])
+    assert last < 0.75 * first, f"the world model's error on fresh transitions fell from {first:.4f} to {last:.4f} rad"
+    assert learner.load(tmp_path / "learner")[1] == curve[-1]["update"]
+    (tmp_path / "learner" / learner.CHECKPOINT).write_bytes(b"half a file")
+    assert learner.load(tmp_path / "learner") is None, "an unreadable checkpoint is no model (the actor keeps its own)"
+    server.stop()

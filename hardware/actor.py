@@ -18,6 +18,8 @@ did not take stays in the outbox and goes when replay is back.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import pathlib
 import time
 
@@ -90,7 +92,8 @@ def episode_of(states, executed, proposed, rewards, episode_id: int, success: bo
 def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float, max_steps: int = 60,
         reach: float = 0.03, reload_every: float = 5.0, seed: int = 0, operator: Operator | None = None,
         log=print) -> dict:
-    """Act for ``minutes``; return a report (episodes, successes, rate misses, interventions)."""
+    """Act for ``minutes``; return a report (episodes, successes, rate misses, interventions). After each
+    episode, a line of progress goes to ``actor.jsonl`` beside ``root``, so a killed actor's count is kept."""
     rng = np.random.default_rng(seed)
     lim = robot.limits
     planner = Planner(robot.tool_position, lim.lower, lim.upper, config.max_step if np.isscalar(config.max_step)
@@ -103,57 +106,64 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
     report = {"episodes": [], "reloads": 0, "unsent_at_end": 0}
     end_time = time.monotonic() + 60 * minutes
     courier = Courier(replay, outbox, root)
-    with Guarded(robot, config, operator=operator) as arm, writer:
-        while time.monotonic() < end_time:
-            goal = goal_for(robot, config, rng)
-            obs = arm.reset(int(rng.integers(2**31)))
-            episode_id = writer.begin(INSTRUCTION, seed, goal=goal.tolist())
-            states, executed, proposed, rewards, success, end = [obs["state"]], [], [], [], False, "timeout"
-            reference = arm.layer.reference.copy()
-            rate.restart()                      # the time between episodes (writing, resetting) is no deadline
-            try:
-                for _ in range(max_steps):
-                    if time.monotonic() - last_load > reload_every:
-                        last_load = time.monotonic()
-                        fresh = learner.load(learner_dir)
-                        if fresh is not None and fresh[1] != version:
-                            model, version = fresh
-                            report["reloads"] += 1
-                    if model is None:                                  # explore: a random walk of targets
-                        proposal = np.clip(reference + rng.uniform(-0.8, 0.8, reference.shape) * planner.max_step,
-                                           lim.lower, lim.upper)
-                    else:
-                        proposal = planner(model, obs["state"], reference, goal)
-                    obs, target, reasons = arm.step(proposal)
-                    reference = target
-                    distance = float(np.linalg.norm(robot.tool_position(obs["state"]) - goal))
-                    finite = np.all(np.isfinite(proposal)) and np.shape(proposal) == target.shape
-                    writer.add({"state": states[-1]}, target, proposal if finite else target, -distance, reasons)
-                    states.append(obs["state"])
-                    executed.append(target)
-                    proposed.append(proposal if finite else target)
-                    rewards.append(-distance)
-                    rate.wait()
-                    if distance < reach:
-                        success, end = True, "success"
-                        break
-            except OperatorReset:
-                end = "operator_reset"
-            except SafetyStop:
-                writer.abandon("safety_stop")
-                courier.close()
-                raise
-            arm.idle()                          # the arm stands still while the episode is written
-            if not executed:
-                writer.abandon(end)
-                continue
-            writer.end({"state": states[-1]}, success=success, terminated=success, end=end)
-            courier.post(episode_of(states, np.array(executed), np.array(proposed), np.array(rewards),
-                                    episode_id, success))
-            report["episodes"].append({"id": episode_id, "success": success, "steps": len(executed), "end": end,
-                                       "model_version": version, "time": time.monotonic()})
-            log(f"[actor] episode {episode_id}: {end} in {len(executed)} steps (model update {version})")
-    courier.close()
+    try:
+        with Guarded(robot, config, operator=operator) as arm, writer:
+            while time.monotonic() < end_time:
+                goal = goal_for(robot, config, rng)
+                obs = arm.reset(int(rng.integers(2**31)))
+                episode_id = writer.begin(INSTRUCTION, seed, goal=goal.tolist())
+                states, executed, proposed, rewards, success, end = [obs["state"]], [], [], [], False, "timeout"
+                reference = arm.layer.reference.copy()
+                rate.restart()                      # the time between episodes (writing, resetting) is no deadline
+                try:
+                    for _ in range(max_steps):
+                        if time.monotonic() - last_load > reload_every:
+                            last_load = time.monotonic()
+                            fresh = learner.load(learner_dir)
+                            if fresh is not None and fresh[1] != version:
+                                model, version = fresh
+                                report["reloads"] += 1
+                        if model is None:                                  # explore: a random walk of targets
+                            proposal = np.clip(reference + rng.uniform(-0.8, 0.8, reference.shape) * planner.max_step,
+                                               lim.lower, lim.upper)
+                        else:
+                            proposal = planner(model, obs["state"], reference, goal)
+                        obs, target, reasons = arm.step(proposal)
+                        reference = target
+                        distance = float(np.linalg.norm(robot.tool_position(obs["state"]) - goal))
+                        finite = np.all(np.isfinite(proposal)) and np.shape(proposal) == target.shape
+                        writer.add({"state": states[-1]}, target, proposal if finite else target, -distance, reasons)
+                        states.append(obs["state"])
+                        executed.append(target)
+                        proposed.append(proposal if finite else target)
+                        rewards.append(-distance)
+                        rate.wait()
+                        if distance < reach:
+                            success, end = True, "success"
+                            break
+                except OperatorReset:
+                    end = "operator_reset"
+                except SafetyStop:
+                    writer.abandon("safety_stop")
+                    raise
+                except (KeyboardInterrupt, SystemExit):           # Ctrl-C, SIGTERM: a person stopped the run
+                    writer.abandon("operator_stop")
+                    raise
+                arm.idle()                          # the arm stands still while the episode is written
+                if not executed:
+                    writer.abandon(end)
+                    continue
+                writer.end({"state": states[-1]}, success=success, terminated=success, end=end)
+                courier.post(episode_of(states, np.array(executed), np.array(proposed), np.array(rewards),
+                                        episode_id, success))
+                report["episodes"].append({"id": episode_id, "success": success, "steps": len(executed), "end": end,
+                                           "model_version": version, "time": time.monotonic()})
+                with (root.parent / "actor.jsonl").open("a") as progress:    # survives a killed actor
+                    progress.write(json.dumps({**report["episodes"][-1], "pid": os.getpid(), "rate": rate.report(),
+                                               "interventions": len(arm.interventions)}) + "\n")
+                log(f"[actor] episode {episode_id}: {end} in {len(executed)} steps (model update {version})")
+    finally:
+        courier.close()         # and every finalised episode replay still lacks, the last one included
     report["rate"] = rate.report()
     report["interventions"] = len(arm.interventions)
     report["unsent_at_end"] = len({e["id"] for e in report["episodes"]} - outbox.sent)

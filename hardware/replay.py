@@ -160,9 +160,12 @@ class Courier:
                 self.behind = False
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued (up to ``timeout`` seconds), then stop."""
+        """Deliver what is queued (up to ``timeout`` seconds), then whatever else on disk replay lacks
+        (an episode cut short by the stop itself), then stop."""
         self._stop.set()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self.outbox.send_pending(self.replay, self.root)
 
 
 def main() -> None:

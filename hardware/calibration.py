@@ -24,12 +24,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import pathlib
 import time
 
 import numpy as np
 
+from hardware.atomic import write_atomically
 from hardware.bus import TICKS_PER_TURN
 
 QUARTER = TICKS_PER_TURN // 4
@@ -78,11 +78,7 @@ class Calibration:
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         body = self.body()
-        text = json.dumps({**body, "checksum": checksum(body)}, indent=2)
-        partial = path.with_name(path.name + f".{os.getpid()}.tmp")
-        partial.write_text(text)
-        os.replace(partial, path)
-        return path
+        return write_atomically(path, json.dumps({**body, "checksum": checksum(body)}, indent=2).encode())
 
 
 def checksum(body: dict) -> str:

@@ -95,10 +95,11 @@ class Guarded:
     """A robot behind its safety layer, watchdog and operator. Use as a context manager."""
 
     def __init__(self, robot: Robot, config: Config, operator: Operator | None = None,
-                 hold_after: float = 0.25, off_after: float = 1.0, clock=time.monotonic):
+                 hold_after: float = 0.25, off_after: float = 1.0, clock=time.monotonic,
+                 layer: SafetyLayer | None = None, watchdog: Watchdog | None = None):
         self.robot, self.operator = robot, operator or Operator()
-        self.layer = SafetyLayer(robot.limits, robot.tool_position, config, robot.control_freq)
-        self.watchdog = Watchdog(hold_after, off_after, clock=clock)
+        self.layer = layer or SafetyLayer(robot.limits, robot.tool_position, config, robot.control_freq)
+        self.watchdog = watchdog or Watchdog(hold_after, off_after, clock=clock)
         self.lock = threading.RLock()
         self.interventions: list[dict] = []
         self.steps = 0

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import io
 import pathlib
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from hardware.atomic import write_atomically
 
 CHECKPOINT = "dynamics.pt"
 
@@ -53,11 +55,9 @@ def transitions(episodes: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch
 def save(model: JointDynamics, updates: int, folder) -> pathlib.Path:
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT
-    partial = folder / f".{CHECKPOINT}.{os.getpid()}.tmp"
-    torch.save({"state_dict": model.state_dict(), "joints": model.joints, "updates": updates}, partial)
-    os.replace(partial, path)
-    return path
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "joints": model.joints, "updates": updates}, buffer)
+    return write_atomically(folder / CHECKPOINT, buffer.getvalue())
 
 
 def load(folder) -> tuple[JointDynamics, int] | None:

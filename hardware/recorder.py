@@ -56,6 +56,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import dataset_info as tfds_info
 from tensorflow_datasets.core import naming, splits
 
+from hardware.atomic import fsync_folder, replace_atomically
 from wmlib.data.conventions import STEP_CONVENTION
 from wmlib.data.episodes import DatasetError
 
@@ -215,27 +216,6 @@ def episode_files(root: pathlib.Path) -> list[pathlib.Path]:
         missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
         raise RecordingError(f"episode files {missing} are missing: the others cannot be indexed", dataset=str(root))
     return [p for _, p in found]
-
-
-def replace_atomically(temporary: pathlib.Path, final: pathlib.Path, fsync: bool) -> None:
-    """Put a finished file in place in one step (readers see the old file or the new one, never half)."""
-    if fsync:
-        fd = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(temporary, final)
-    if fsync:
-        fsync_folder(final.parent)
-
-
-def fsync_folder(folder: pathlib.Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_index(root: pathlib.Path, features, metadata: dict, fsync: bool) -> int:

@@ -124,8 +124,11 @@ def workspace_filter(target, reference, tool_position, box: Box, iterations: int
 class SafetyLayer:
     """One layer between every policy and every robot. Keeps the last executed target."""
 
-    def __init__(self, limits: JointLimits, tool_position, config: Config, control_freq: float):
+    def __init__(self, limits: JointLimits, tool_position, config: Config, control_freq: float,
+                 clamp=None, keep_in=None):
         self.limits, self.tool_position, self.config, self.control_freq = limits, tool_position, config, control_freq
+        self.clamp = clamp or clamp_target              # the two rules (chapter-7 exercises)
+        self.keep_in = keep_in or workspace_filter
         self.reference: np.ndarray | None = None
         self.squeezing = collections.deque(maxlen=config.gripper_window)
 
@@ -145,8 +148,8 @@ class SafetyLayer:
             self.reference = self.reference.copy()
             return self.reference.copy(), [f"bad target (shape {proposed.shape}, finite: "
                                            f"{bool(np.isfinite(proposed).all()) if proposed.size else False}): hold"]
-        target, reasons = clamp_target(proposed, self.reference, self.limits, self.config.max_step, self.control_freq)
-        target, more = workspace_filter(target, self.reference, self.tool_position, self.config.workspace)
+        target, reasons = self.clamp(proposed, self.reference, self.limits, self.config.max_step, self.control_freq)
+        target, more = self.keep_in(target, self.reference, self.tool_position, self.config.workspace)
         reasons += more
         target, more = self.gripper_duty(target, reading)
         reasons += more

@@ -334,3 +334,49 @@ def test_the_watchdog_holds_then_turns_off_and_stays_off():
     assert dog.poll() == "off", "once off, a late command does not revive the robot"
     with pytest.raises(ValueError):
         Watchdog(1.0, 0.5)
+
+
+def test_the_fixed_rate_rule_on_time_late_and_very_late():
+    from hardware.timing import next_deadline
+
+    assert next_deadline(0.02, 0.05, 0.05) == pytest.approx((0.10, False, 0.03))
+    deadline, missed, pause = next_deadline(0.07, 0.05, 0.05)            # 20 ms late: skip to the tick at 0.10
+    assert missed and deadline == pytest.approx(0.15) and pause == pytest.approx(0.03)
+    deadline, missed, pause = next_deadline(0.26, 0.05, 0.05)            # four ticks late: no burst
+    assert missed and deadline == pytest.approx(0.35) and pause == pytest.approx(0.04)
+
+
+def test_a_safety_layer_and_a_watchdog_take_their_rules_as_arguments():
+    from hardware.safety import SafetyLayer
+    from hardware.timing import watchdog_state
+
+    arm, bus, clock = fake_so100()
+    calls = []
+    layer = SafetyLayer(arm.limits, arm.tool_position, config(), arm.control_freq,
+                        clamp=lambda *a: (calls.append("clamp"), clamp_target(*a))[1],
+                        keep_in=lambda *a: (calls.append("keep_in"), workspace_filter(*a))[1])
+    dog = Watchdog(0.1, 0.5, clock=clock, decide=lambda *a: (calls.append("decide"), watchdog_state(*a))[1])
+    with Guarded(arm, config(), clock=clock, layer=layer, watchdog=dog) as robot:
+        robot.reset()
+        robot.step(REST)
+    assert {"clamp", "keep_in", "decide"} <= set(calls)
+    assert watchdog_state(0.3, 0.1, 0.5, False) == "hold" and watchdog_state(0.0, 0.1, 0.5, True) == "off"
+
+
+def test_an_atomic_write_leaves_the_old_content_or_the_new_never_half(tmp_path, monkeypatch):
+    from hardware import atomic
+
+    path = tmp_path / "checkpoint.bin"
+    atomic.write_atomically(path, b"old")
+    replace = atomic.os.replace
+
+    def crash(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", crash)
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_atomically(path, b"new" * 1000)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.bin"]
+    atomic.write_atomically(path, b"new")
+    assert path.read_bytes() == b"new"

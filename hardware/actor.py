@@ -30,8 +30,8 @@ from hardware import learner
 from hardware.guard import Guarded, Operator, OperatorReset, SafetyStop
 from hardware.recorder import EpisodeWriter
 from hardware.replay import Courier, Outbox, Replay
-from hardware.safety import Config
-from hardware.timing import Rate
+from hardware.safety import Config, SafetyLayer
+from hardware.timing import Rate, Watchdog
 from wmlib.data import Episode
 
 INSTRUCTION = "move the gripper to the point"
@@ -91,9 +91,13 @@ def episode_of(states, executed, proposed, rewards, episode_id: int, success: bo
 
 def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float, max_steps: int = 60,
         reach: float = 0.03, reload_every: float = 5.0, seed: int = 0, operator: Operator | None = None,
-        log=print) -> dict:
+        log=print, rules: dict | None = None) -> dict:
     """Act for ``minutes``; return a report (episodes, successes, rate misses, interventions). After each
-    episode, a line of progress goes to ``actor.jsonl`` beside ``root``, so a killed actor's count is kept."""
+    episode, a line of progress goes to ``actor.jsonl`` beside ``root``, so a killed actor's count is kept.
+
+    rules: replacements for the safety and timing rules, by name: ``clamp`` and ``keep_in`` (the
+    safety layer's ``clamp_target`` and ``workspace_filter``), ``decide`` (the watchdog's
+    ``watchdog_state``), ``next_deadline`` (the rate's); chapter 7 runs the loop on a student's."""
     rng = np.random.default_rng(seed)
     lim = robot.limits
     planner = Planner(robot.tool_position, lim.lower, lim.upper, config.max_step if np.isscalar(config.max_step)
@@ -101,13 +105,17 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
     root = pathlib.Path(root)
     writer = EpisodeWriter(root, joint_names=lim.names, control_freq=robot.control_freq, robot=robot.name)
     outbox = Outbox(root / "replayed.txt")
-    rate = Rate(robot.control_freq)
+    rules = rules or {}
+    rate = Rate(robot.control_freq, next_deadline=rules.get("next_deadline"))
+    layer = SafetyLayer(lim, robot.tool_position, config, robot.control_freq, clamp=rules.get("clamp"),
+                        keep_in=rules.get("keep_in"))
     model, version, last_load = None, -1, -np.inf
     report = {"episodes": [], "reloads": 0, "unsent_at_end": 0}
     end_time = time.monotonic() + 60 * minutes
     courier = Courier(replay, outbox, root)
     try:
-        with Guarded(robot, config, operator=operator) as arm, writer:
+        with Guarded(robot, config, operator=operator, layer=layer,
+                     watchdog=Watchdog(0.25, 1.0, decide=rules.get("decide"))) as arm, writer:
             while time.monotonic() < end_time:
                 goal = goal_for(robot, config, rng)
                 obs = arm.reset(int(rng.integers(2**31)))

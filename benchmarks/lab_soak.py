@@ -18,7 +18,6 @@ import argparse
 import json
 import pathlib
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +27,6 @@ import numpy as np
 from common import write
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def start(args: list[str], log: pathlib.Path, nice: int = 0) -> subprocess.Popen:
-    import os
-
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=log.open("a"), stderr=subprocess.STDOUT,
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def replay_contents(address: str, expected: int, tries: int = 5000) -> dict:
@@ -63,9 +55,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--robot", default="twin")
     parser.add_argument("--out", default=None, help="the run's folder (default: a fresh temporary one)")
+    parser.add_argument("--json", default=None, help="the result file (default: benchmarks/results/lab_soak.json)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from hardware.run import free_port
+    from hardware.run import free_port, start
     from hardware.replay import Replay
 
     out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="lab_soak_"))
@@ -73,10 +66,10 @@ def main() -> None:
     port = free_port()
     address = f"localhost:{port}"
     total = 60 * args.minutes
-    replay = start(["-m", "hardware.replay", "--port", str(port), "--root", str(out / "episodes"), "--prefill", "2"],
+    replay = start("hardware.replay", ["--port", str(port), "--root", str(out / "episodes"), "--prefill", "2"],
                    out / "replay.log")
-    learner_cmd = ["-m", "hardware.learner", "--replay", address, "--out", str(out / "learner")]
-    actor_cmd = ["-m", "hardware.run", "--robot", args.robot, "--replay", address, "--out", str(out)]
+    learner_args = ["hardware.learner", ["--replay", address, "--out", str(out / "learner")]]
+    actor_args = ["--robot", args.robot, "--replay", address, "--out", str(out)]
     events, t0 = [], time.monotonic()
 
     def event(what: str) -> None:
@@ -86,21 +79,21 @@ def main() -> None:
     client = Replay(address)
     while client.size() is None:
         time.sleep(0.5)
-    learner = start(learner_cmd, out / "learner.log", nice=10)
+    learner = start(*learner_args, out / "learner.log", nice=10)
     event("replay and learner started")
-    actor = start([*actor_cmd, "--minutes", str(args.minutes)], out / "actor.log")
+    actor = start("hardware.run", [*actor_args, "--minutes", str(args.minutes)], out / "actor.log")
     event("actor started")
     time.sleep(total / 3)
     actor.send_signal(signal.SIGKILL)
     actor.wait()
     event("actor killed (SIGKILL)")
-    actor = start([*actor_cmd, "--minutes", str(args.minutes * 2 / 3)], out / "actor.log")
+    actor = start("hardware.run", [*actor_args, "--minutes", str(args.minutes * 2 / 3)], out / "actor.log")
     event("actor restarted")
     time.sleep(total / 3)
     learner.send_signal(signal.SIGKILL)
     learner.wait()
     event("learner killed (SIGKILL)")
-    learner = start(learner_cmd, out / "learner.log", nice=10)
+    learner = start(*learner_args, out / "learner.log", nice=10)
     event("learner restarted")
     time.sleep(max(0.0, total - (time.monotonic() - t0)))
     actor.send_signal(signal.SIGTERM)
@@ -148,7 +141,7 @@ def main() -> None:
         "learner": {"updates": curve[-1]["update"] if curve else 0,
                     "fresh_rmse_first_mrad": 1000 * curve[0]["fresh_rmse_rad"] if curve else None,
                     "fresh_rmse_last_mrad": 1000 * curve[-1]["fresh_rmse_rad"] if curve else None},
-    })
+    }, args.json)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def free_port() -> int:
 def start(module: str, args: list[str], log: pathlib.Path, nice: int = 0) -> subprocess.Popen:
     """``python -m module args`` as a child process, its output appended to ``log``; ``nice`` > 0
     lowers its priority (the learner's: on a shared CPU the control loop must win)."""
+    repo = str(pathlib.Path(__file__).resolve().parents[1])            # so the child finds hardware/ from anywhere
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)}
     return subprocess.Popen([sys.executable, "-m", module, *args], stdout=log.open("a"), stderr=subprocess.STDOUT,
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            env=env, preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def wait_for(replay: Replay, seconds: float = 60.0) -> None:

@@ -1,7 +1,6 @@
 """Actor, learner and replay on the fake arm: episodes survive a replay that is down, a learner
 checkpoint reaches the actor, and replay refills from the disk after a restart."""
 import logging
-import socket
 import threading
 import time
 
@@ -10,6 +9,7 @@ import pytest
 
 from hardware import actor, learner, replay as rp
 from hardware.fake import fake_so100
+from hardware.run import free_port
 from hardware.safety import Box, Config
 from wmlib import data
 
@@ -21,12 +21,6 @@ def quiet():
     logging.disable(logging.WARNING)
     yield
     logging.disable(logging.NOTSET)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
 
 
 def test_episodes_wait_in_the_outbox_while_replay_is_down_then_all_arrive(tmp_path):

@@ -59,8 +59,8 @@ class Planner:
         steps = self.rng.uniform(-self.max_step, self.max_step, (n, h, j))
         steps[0] = 0                                                            # standing still is a candidate
         with torch.no_grad():
-            state = torch.as_tensor(np.broadcast_to(q, (n, j)), dtype=torch.float32)
-            target = torch.as_tensor(np.broadcast_to(reference, (n, j)), dtype=torch.float32)
+            state = torch.as_tensor(q, dtype=torch.float32).expand(n, j)
+            target = torch.as_tensor(reference, dtype=torch.float32).expand(n, j)
             for t in range(h):
                 target = torch.clamp(target + torch.as_tensor(steps[:, t], dtype=torch.float32),
                                      torch.as_tensor(self.lower, dtype=torch.float32),

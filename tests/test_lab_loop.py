@@ -70,3 +70,21 @@ def test_the_learner_publishes_checkpoints_that_the_actor_picks_up(tmp_path):
     (tmp_path / "learner" / learner.CHECKPOINT).write_bytes(b"half a file")
     assert learner.load(tmp_path / "learner") is None, "an unreadable checkpoint is no model (the actor keeps its own)"
     server.stop()
+
+
+def test_with_the_learner_down_the_actor_keeps_acting_with_its_last_good_model(tmp_path):
+    import torch
+
+    server = rp.serve(0, prefill=1)
+    torch.manual_seed(0)
+    learner.save(learner.JointDynamics(6), 7, tmp_path / "learner")       # the learner published update 7, then died
+    broken = threading.Timer(4.0, lambda: (tmp_path / "learner" / learner.CHECKPOINT).write_bytes(b"half a fi"))
+    broken.start()                                                          # ... and left half a checkpoint behind
+    arm, _, _ = fake_so100(clock=time.monotonic)
+    report = actor.run(arm, CONFIG, tmp_path / "episodes", rp.Replay(f"localhost:{server.port}"),
+                       tmp_path / "learner", minutes=0.15, max_steps=20, reload_every=0.5, log=lambda *_: None)
+    broken.join()
+    late = [e for e in report["episodes"] if e["time"] > report["episodes"][0]["time"] + 5]
+    assert late and all(e["model_version"] == 7 for e in late), "after the checkpoint broke, still update 7"
+    assert report["reloads"] == 1 and report["unsent_at_end"] == 0
+    server.stop()

@@ -88,3 +88,22 @@ def test_with_the_learner_down_the_actor_keeps_acting_with_its_last_good_model(t
     assert late and all(e["model_version"] == 7 for e in late), "after the checkpoint broke, still update 7"
     assert report["reloads"] == 1 and report["unsent_at_end"] == 0
     server.stop()
+
+
+def test_a_recorded_run_exports_as_a_lerobot_dataset_with_the_published_layout(tmp_path):
+    import pyarrow.parquet as pq
+
+    from hardware import lerobot_export
+
+    arm, _, _ = fake_so100(clock=time.monotonic)
+    actor.run(arm, CONFIG, tmp_path / "episodes", rp.Replay("localhost:1", timeout=1), tmp_path / "learner",
+              minutes=0.05, max_steps=15, log=lambda *_: None)
+    episodes = data.load(tmp_path / "episodes", images=False)
+    out = lerobot_export.export(episodes, tmp_path / "lerobot", fps=arm.control_freq, robot_type="so100",
+                                image_keys={}, state_names=list(arm.limits.names), action_names=list(arm.limits.names))
+    assert lerobot_export.check_layout(out) == []
+    frames = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet")
+    assert frames.num_rows == sum(e.num_actions for e in episodes)
+    executed = np.concatenate([e.steps["action"][:-1] for e in episodes])
+    assert np.allclose(np.stack(frames.column("action").to_numpy(zero_copy_only=False)), executed, atol=1e-6), \
+        "the export carries the executed (clamped) targets"

@@ -21,6 +21,7 @@ MODULES = {
     "pytest": "pytest", "pytest-xdist": "xdist", "ruff": "ruff",
     "scipy": "scipy",
     "feetech-servo-sdk": "scservo_sdk", "dynamixel-sdk": "dynamixel_sdk", "xarm-python-sdk": "xarm",
+    "pyarrow": "pyarrow",
     "jupyter-book": "jupyter_book",
 }
 

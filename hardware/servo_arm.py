@@ -45,6 +45,7 @@ class ServoArm:
         self.retries, self.max_restarts, self.restart_window, self.clock = retries, max_restarts, restart_window, clock
         self.restarts: collections.deque = collections.deque()
         self.torque_is_on = False
+        self.closed = False
         cal.check_pose(calibration, self._read("position"))     # the arm must match its calibration
 
     # ---------------------------------------------------------------- the bus, with retries
@@ -110,6 +111,8 @@ class ServoArm:
     def close(self) -> None:
         """Torque off (tried three times, even on a failing bus), then release the port. Never raises;
         a torque that cannot be turned off is logged as critical. Safe to call twice."""
+        if self.closed:
+            return
         for attempt in range(3):
             try:
                 self.torque(False)
@@ -121,3 +124,4 @@ class ServoArm:
             self.bus.close()
         except (BusError, OSError) as err:
             log.warning("%s: closing the bus: %s", self.name, err)
+        self.closed = True

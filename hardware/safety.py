@@ -18,7 +18,8 @@ robot is:
 5. a gripper that has squeezed for too long is not allowed to close further (its duty limit):
    servos holding an object at full load overheat within minutes.
 
-``check`` reads the sensors: a current or a temperature above its limit stops the robot.
+``check`` reads the sensors: a current, a temperature or an arm joint's load above its limit stops
+the robot (the load covers servos without a current sensor, and a joint pushing against something).
 Every change carries its reason; the recorder stores the executed target and the reasons.
 """
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Config:
     max_step: float | tuple = 0.05            # rad per control period (the twin's controller allows 0.05)
     max_current: float | tuple = 1.5          # A; above it: stop (a stall, a collision)
     max_temperature: float | tuple = 60.0     # degrees C; above it: stop
+    max_load: float = 0.95                    # |load| (fraction of rated torque) of an arm joint; above: stop
     gripper_hold_load: float = 0.6            # |load| above this counts as squeezing
     gripper_duty: float = 0.2                 # at most this fraction of the last window squeezing
     gripper_window: int = 200                 # control periods (10 s at 20 Hz)
@@ -174,7 +176,7 @@ class SafetyLayer:
         return target, []
 
     def check(self, reading: Reading) -> str | None:
-        """Why the robot must stop now (a current or temperature over its limit), or None."""
+        """Why the robot must stop now (a current, temperature or arm joint's load over its limit), or None."""
         for what, values, limit, unit in (("current", np.abs(reading.current), self.config.max_current, "A"),
                                           ("temperature", reading.temperature, self.config.max_temperature, "C")):
             over = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) > np.broadcast_to(limit, values.shape))
@@ -182,4 +184,11 @@ class SafetyLayer:
                 i = int(over[0])
                 return (f"{what}: {self.limits.names[i]} at {values[i]:.2f} {unit}, "
                         f"limit {np.broadcast_to(limit, values.shape)[i]:.2f} {unit}")
+        load = np.nan_to_num(np.abs(reading.load), nan=0.0)        # servos without a current sensor still
+        if self.limits.gripper is not None:                         # report load; the gripper may squeeze
+            load[self.limits.gripper] = 0.0                         # (its duty limit watches it)
+        if (load > self.config.max_load).any():
+            i = int(np.argmax(load))
+            return (f"load: {self.limits.names[i]} at {load[i]:.0%} of its rated torque, "
+                    f"limit {self.config.max_load:.0%}")
         return None

@@ -380,3 +380,15 @@ def test_an_atomic_write_leaves_the_old_content_or_the_new_never_half(tmp_path, 
     assert path.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.bin"]
     atomic.write_atomically(path, b"new")
     assert path.read_bytes() == b"new"
+
+
+def test_an_arm_joint_pushing_against_something_stops_on_its_load():
+    arm, bus, clock = fake_so100()
+    bus.obstacle[1] = float(bus.position[1])                 # the shoulder is blocked (counts cannot fall)
+    with pytest.raises(SafetyStop, match="load: shoulder_lift"):
+        with Guarded(arm, config(max_current=99.0), clock=clock) as robot:
+            robot.reset()
+            for _ in range(40):
+                robot.step(robot.layer.reference - np.array([0, 0.05, 0, 0, 0, 0]))
+                clock.advance(0.05)
+    assert torque_writes(bus)[-1] == [0] * 6

@@ -30,8 +30,8 @@ from hardware import learner
 from hardware.guard import Guarded, Operator, OperatorReset, SafetyStop
 from hardware.recorder import EpisodeWriter
 from hardware.replay import Courier, Outbox, Replay
-from hardware.safety import Config, SafetyLayer
-from hardware.timing import Rate, Watchdog
+from hardware.safety import Config
+from hardware.timing import Rate
 from wmlib.data import Episode
 
 INSTRUCTION = "move the gripper to the point"
@@ -107,15 +107,12 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
     outbox = Outbox(root / "replayed.txt")
     rules = rules or {}
     rate = Rate(robot.control_freq, next_deadline=rules.get("next_deadline"))
-    layer = SafetyLayer(lim, robot.tool_position, config, robot.control_freq, clamp=rules.get("clamp"),
-                        keep_in=rules.get("keep_in"))
     model, version, last_load = None, -1, -np.inf
     report = {"episodes": [], "reloads": 0, "unsent_at_end": 0}
     end_time = time.monotonic() + 60 * minutes
     courier = Courier(replay, outbox, root)
     try:
-        with Guarded(robot, config, operator=operator, layer=layer,
-                     watchdog=Watchdog(0.25, 1.0, decide=rules.get("decide"))) as arm, writer:
+        with Guarded(robot, config, operator=operator, rules=rules) as arm, writer:
             while time.monotonic() < end_time:
                 goal = goal_for(robot, config, rng)
                 obs = arm.reset(int(rng.integers(2**31)))
@@ -140,10 +137,11 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
                         reference = target
                         distance = float(np.linalg.norm(robot.tool_position(obs["state"]) - goal))
                         finite = np.all(np.isfinite(proposal)) and np.shape(proposal) == target.shape
-                        writer.add({"state": states[-1]}, target, proposal if finite else target, -distance, reasons)
+                        asked = proposal if finite else target        # a NaN proposal is recorded as what ran
+                        writer.add({"state": states[-1]}, target, asked, -distance, reasons)
                         states.append(obs["state"])
                         executed.append(target)
-                        proposed.append(proposal if finite else target)
+                        proposed.append(asked)
                         rewards.append(-distance)
                         rate.wait()
                         if distance < reach:

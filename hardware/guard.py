@@ -95,11 +95,14 @@ class Guarded:
     """A robot behind its safety layer, watchdog and operator. Use as a context manager."""
 
     def __init__(self, robot: Robot, config: Config, operator: Operator | None = None,
-                 hold_after: float = 0.25, off_after: float = 1.0, clock=time.monotonic,
-                 layer: SafetyLayer | None = None, watchdog: Watchdog | None = None):
+                 hold_after: float = 0.25, off_after: float = 1.0, clock=time.monotonic, rules: dict | None = None):
+        """rules: replacements, by name, for the safety layer's ``clamp`` (``clamp_target``) and
+        ``keep_in`` (``workspace_filter``) and the watchdog's ``decide`` (``watchdog_state``)."""
+        rules = rules or {}
         self.robot, self.operator = robot, operator or Operator()
-        self.layer = layer or SafetyLayer(robot.limits, robot.tool_position, config, robot.control_freq)
-        self.watchdog = watchdog or Watchdog(hold_after, off_after, clock=clock)
+        self.layer = SafetyLayer(robot.limits, robot.tool_position, config, robot.control_freq,
+                                 clamp=rules.get("clamp"), keep_in=rules.get("keep_in"))
+        self.watchdog = Watchdog(hold_after, off_after, clock=clock, decide=rules.get("decide"))
         self.lock = threading.RLock()
         self.interventions: list[dict] = []
         self.steps = 0
@@ -119,8 +122,10 @@ class Guarded:
 
     def __exit__(self, kind, error, traceback) -> bool:
         self.watchdog.stop()
-        why = "normal end" if kind is None else f"{kind.__name__}: {error}"
-        self.emergency_off(why) if kind is not None else self._off(why)
+        if kind is None:
+            self._off("normal end")
+        else:
+            self.emergency_off(f"{kind.__name__}: {error}")
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
         return False                                   # never swallow the exception

@@ -147,9 +147,8 @@ class SafetyLayer:
         j = len(self.limits.names)
         proposed = np.asarray(proposed, dtype=np.float64)
         if proposed.shape != (j,) or not np.isfinite(proposed).all():
-            self.reference = self.reference.copy()
             return self.reference.copy(), [f"bad target (shape {proposed.shape}, finite: "
-                                           f"{bool(np.isfinite(proposed).all()) if proposed.size else False}): hold"]
+                                           f"{bool(proposed.size) and bool(np.isfinite(proposed).all())}): hold"]
         target, reasons = self.clamp(proposed, self.reference, self.limits, self.config.max_step, self.control_freq)
         target, more = self.keep_in(target, self.reference, self.tool_position, self.config.workspace)
         reasons += more
@@ -179,11 +178,11 @@ class SafetyLayer:
         """Why the robot must stop now (a current, temperature or arm joint's load over its limit), or None."""
         for what, values, limit, unit in (("current", np.abs(reading.current), self.config.max_current, "A"),
                                           ("temperature", reading.temperature, self.config.max_temperature, "C")):
-            over = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) > np.broadcast_to(limit, values.shape))
+            limit = np.broadcast_to(limit, values.shape)
+            over = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) > limit)
             if over.size:
                 i = int(over[0])
-                return (f"{what}: {self.limits.names[i]} at {values[i]:.2f} {unit}, "
-                        f"limit {np.broadcast_to(limit, values.shape)[i]:.2f} {unit}")
+                return f"{what}: {self.limits.names[i]} at {values[i]:.2f} {unit}, limit {limit[i]:.2f} {unit}"
         load = np.nan_to_num(np.abs(reading.load), nan=0.0)        # servos without a current sensor still
         if self.limits.gripper is not None:                         # report load; the gripper may squeeze
             load[self.limits.gripper] = 0.0                         # (its duty limit watches it)

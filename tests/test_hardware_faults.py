@@ -347,16 +347,14 @@ def test_the_fixed_rate_rule_on_time_late_and_very_late():
 
 
 def test_a_safety_layer_and_a_watchdog_take_their_rules_as_arguments():
-    from hardware.safety import SafetyLayer
     from hardware.timing import watchdog_state
 
     arm, bus, clock = fake_so100()
     calls = []
-    layer = SafetyLayer(arm.limits, arm.tool_position, config(), arm.control_freq,
-                        clamp=lambda *a: (calls.append("clamp"), clamp_target(*a))[1],
-                        keep_in=lambda *a: (calls.append("keep_in"), workspace_filter(*a))[1])
-    dog = Watchdog(0.1, 0.5, clock=clock, decide=lambda *a: (calls.append("decide"), watchdog_state(*a))[1])
-    with Guarded(arm, config(), clock=clock, layer=layer, watchdog=dog) as robot:
+    rules = {"clamp": lambda *a: (calls.append("clamp"), clamp_target(*a))[1],
+             "keep_in": lambda *a: (calls.append("keep_in"), workspace_filter(*a))[1],
+             "decide": lambda *a: (calls.append("decide"), watchdog_state(*a))[1]}
+    with Guarded(arm, config(), hold_after=0.1, off_after=0.5, clock=clock, rules=rules) as robot:
         robot.reset()
         robot.step(REST)
     assert {"clamp", "keep_in", "decide"} <= set(calls)

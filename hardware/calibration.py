@@ -22,6 +22,7 @@ arm). A backend will not enable torque without a calibration that passed both.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import pathlib
@@ -56,17 +57,24 @@ class Calibration:
     joints: dict[str, JointCalibration]       # in the robot's joint order
     created: str = ""
 
+    @functools.cached_property
+    def signs(self) -> np.ndarray:
+        """(J,) +1 or -1 per joint: the direction of positive angles in counts."""
+        return np.array([c.sign for c in self.joints.values()])
+
+    @functools.cached_property
+    def offsets(self) -> np.ndarray:
+        """(J,) the count at each joint's zero."""
+        return np.array([c.offset for c in self.joints.values()])
+
     def to_radians(self, ticks) -> np.ndarray:
         """Counts (J,) -> joint angles (J,), radians."""
-        j = self.joints.values()
-        ticks = np.asarray(ticks, dtype=np.float64)
-        return np.array([c.sign for c in j]) * (ticks - np.array([c.offset for c in j])) * RADIANS_PER_TICK
+        return self.signs * (np.asarray(ticks, dtype=np.float64) - self.offsets) * RADIANS_PER_TICK
 
     def to_ticks(self, radians) -> np.ndarray:
         """Joint angles (J,) -> counts (J,), rounded, and kept within the measured ranges."""
         j = self.joints.values()
-        radians = np.asarray(radians, dtype=np.float64)
-        ticks = np.array([c.offset for c in j]) + np.array([c.sign for c in j]) * radians / RADIANS_PER_TICK
+        ticks = self.offsets + self.signs * np.asarray(radians, dtype=np.float64) / RADIANS_PER_TICK
         return np.clip(np.round(ticks), [c.low for c in j], [c.high for c in j]).astype(np.int64)
 
     def body(self) -> dict:

@@ -93,13 +93,12 @@ class ServoArm:
 
     def state(self) -> Reading:
         ticks = self._read("position")
-        velocity = np.asarray(self._read("velocity"), dtype=np.float64) * cal.RADIANS_PER_TICK * \
-            np.array([c.sign for c in self.calibration.joints.values()])
+        signs = self.calibration.signs
+        velocity = np.asarray(self._read("velocity"), dtype=np.float64) * cal.RADIANS_PER_TICK * signs
         return Reading(self.calibration.to_radians(ticks), velocity,
                        np.asarray(self._read("current"), dtype=np.float64),
                        np.asarray(self._read("temperature"), dtype=np.float64),
-                       np.asarray(self._read("load"), dtype=np.float64) *
-                       np.array([c.sign for c in self.calibration.joints.values()]), self.clock())
+                       np.asarray(self._read("load"), dtype=np.float64) * signs, self.clock())
 
     def tool_position(self, position) -> np.ndarray:
         return self.description.tool_position(position)

@@ -12,7 +12,8 @@ and restarted; at the end the actor gets SIGTERM (a clean stop) and the rest are
   truncated (``end: crash``); no episode id is missing;
 - replay: every finalised episode is in it, with the same states as on disk (sampled until every
   item has been seen), and how many arrived twice;
-- the learner: its error on fresh transitions over time, across its restart.
+- the learner: its error on episodes it had not yet trained on, across its restart, beside the
+  error of predicting that the joints stay still.
 """
 import argparse
 import json
@@ -48,6 +49,20 @@ def replay_contents(address: str, expected: int, tries: int = 5000) -> dict:
     for episode_id, states in items.values():
         by_episode.setdefault(episode_id, []).append(states)
     return {"size": size, "items_seen": len(keys), "by_episode": by_episode}
+
+
+def learner_summary(curve: list[dict]) -> dict:
+    """The learner's log -> its updates and its error on episodes it had not trained on (mrad),
+    beside the error of predicting that the joints stay still."""
+    held = [p for p in curve if "held_out_rmse_rad" in p]
+    if not held:
+        return {"updates": max((p["update"] for p in curve), default=0), "held_out_episodes": 0}
+    last = held[-10:]
+    return {"updates": max(p["update"] for p in curve),
+            "held_out_episodes": sum(len(p["held_out_episodes"]) for p in held),
+            "first_mrad": 1000 * held[0]["held_out_rmse_rad"],
+            "last_ten_median_mrad": 1000 * float(np.median([p["held_out_rmse_rad"] for p in last])),
+            "still_last_ten_median_mrad": 1000 * float(np.median([p["still_rmse_rad"] for p in last]))}
 
 
 def main() -> None:
@@ -138,9 +153,7 @@ def main() -> None:
         "replay": {"size": contents["size"], "items_seen": contents["items_seen"], "missing": missing,
                    "not_matching_disk": mismatched, "delivered_twice": twice,
                    "intact": not missing and not mismatched},
-        "learner": {"updates": curve[-1]["update"] if curve else 0,
-                    "fresh_rmse_first_mrad": 1000 * curve[0]["fresh_rmse_rad"] if curve else None,
-                    "fresh_rmse_last_mrad": 1000 * curve[-1]["fresh_rmse_rad"] if curve else None},
+        "learner": learner_summary(curve),
     }, args.json)
 
 

@@ -156,27 +156,13 @@ def summarise(cells: list[dict]) -> dict:
 
 
 def versus_policy(variant: list, policy: list, min_seeds: int = 3) -> dict:
-    """A variant against the policy, paired twice: by training seed, and by (seed, start).
+    """A variant against the policy, per seed the outcomes (0/1) on the same starts: the verdict
+    rule is ``wmlib.eval.paired_verdict`` (both paired intervals on one side, at least 3 seeds)."""
+    from wmlib.eval import paired_verdict
 
-    variant, policy: per seed, the outcomes (0/1) on the same starts. The seed interval carries the
-    luck of training but, from 2 or 3 seeds, can be falsely narrow (equal differences have no
-    spread); the start interval carries the luck of the starts. A verdict needs at least
-    ``min_seeds`` seeds and both intervals on the same side of zero; anything else is "noise".
-    """
-    from wmlib.eval import paired_difference
-
-    by_seed = paired_difference([np.mean(v) for v in variant], [np.mean(p) for p in policy])
-    by_start = paired_difference(np.concatenate(variant).astype(float), np.concatenate(policy).astype(float))
-    sides = {np.sign(d["low"]) if not d["within_noise"] else 0 for d in (by_seed, by_start)}
-    if len(variant) < min_seeds:
-        verdict = f"too few seeds ({len(variant)} of {min_seeds})"
-    elif sides == {1}:
-        verdict = "above the policy"
-    elif sides == {-1}:
-        verdict = "below the policy"
-    else:
-        verdict = "inside the noise"
-    return {"minus_policy": by_seed, "minus_policy_by_start": by_start, "verdict": verdict}
+    paired = paired_verdict(variant, policy, name="the policy", min_seeds=min_seeds)
+    return {"minus_policy": paired["by_seed"], "minus_policy_by_start": paired["by_start"],
+            "verdict": paired["verdict"]}
 
 
 def main() -> None:

@@ -133,8 +133,10 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
                                                lim.lower, lim.upper)
                         else:
                             proposal = planner(model, obs["state"], reference, goal)
-                        obs, target, reasons = arm.step(proposal)
+                        _, target, reasons = arm.step(proposal)
                         reference = target
+                        rate.wait()
+                        obs = arm.observe()                   # the state one control period after the target
                         distance = float(np.linalg.norm(robot.tool_position(obs["state"]) - goal))
                         finite = np.all(np.isfinite(proposal)) and np.shape(proposal) == target.shape
                         asked = proposal if finite else target        # a NaN proposal is recorded as what ran
@@ -143,7 +145,6 @@ def run(robot, config: Config, root, replay: Replay, learner_dir, minutes: float
                         executed.append(target)
                         proposed.append(asked)
                         rewards.append(-distance)
-                        rate.wait()
                         if distance < reach:
                             success, end = True, "success"
                             break

@@ -153,6 +153,13 @@ class Guarded:
         self.watchdog.grace(seconds)
 
     # ---------------------------------------------------------------- the loop
+    def observe(self) -> dict:
+        """Read the observation; nothing is sent, so the safety layer has nothing to pass."""
+        if self.stopped:
+            raise SafetyStop(self.stopped)
+        with self.lock:
+            return self.robot.observe()
+
     def reset(self, seed: int | None = None) -> dict:
         if self.stopped:
             raise SafetyStop(self.stopped)

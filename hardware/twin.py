@@ -50,7 +50,12 @@ class Twin:
         out = {"state": state[0, self.env.state_layout["agent/qpos"]].cpu().numpy().astype(np.float64)}
         if self.camera:
             out["image"] = raw["rgb"][0, ..., :3].cpu().numpy()
+        self.last = out
         return out
+
+    def observe(self) -> dict:
+        """The last observation: simulated time moves only in ``step``."""
+        return {k: v.copy() for k, v in self.last.items()}
 
     def reset(self, seed: int | None = None) -> dict:
         raw, self.info = self.env.reset(seed=seed)

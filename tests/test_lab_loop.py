@@ -34,6 +34,11 @@ def test_episodes_wait_in_the_outbox_while_replay_is_down_then_all_arrive(tmp_pa
     for ep in on_disk:
         assert np.isfinite(ep.steps["action"][:-1]).all() and ep.metadata["end"] in ("timeout", "success")
         assert np.abs(np.diff(ep.steps["action"][:-1], axis=0)).max() <= 0.05 + 1e-6, "executed = clamped"
+        state, target = ep.steps["observation/state"], ep.steps["action"][:-1]
+        after, before = np.abs(state[1:] - target).mean(), np.abs(state[:-1] - target).mean()
+        assert after < 0.2 * before, (f"episode {ep.metadata['episode_id']}: the state recorded after a target is "
+                                      f"{after:.4f} rad from it, the state before {before:.4f}: the next state must "
+                                      "be read a control period after the target was sent (the fake servos reach it)")
     server = rp.serve(port, prefill=1)
     replay = rp.Replay(f"localhost:{port}")
     outbox = rp.Outbox(tmp_path / "episodes" / "replayed.txt")
@@ -57,16 +62,23 @@ def test_the_learner_publishes_checkpoints_that_the_actor_picks_up(tmp_path):
     arm, _, _ = fake_so100(clock=time.monotonic)
     curve = []
     thread = threading.Thread(target=lambda: curve.extend(
-        learner.run(rp.Replay(address), tmp_path / "learner", joints=6, updates=400, publish_every=10)), daemon=True)
+        learner.run(rp.Replay(address), tmp_path / "learner", joints=6, seconds=15, publish_every=10)), daemon=True)
     thread.start()
     report = actor.run(arm, CONFIG, tmp_path / "episodes", rp.Replay(address), tmp_path / "learner",
                        minutes=0.25, max_steps=30, reload_every=1.0, log=lambda *_: None)
     thread.join(timeout=120)
     assert report["reloads"] >= 1 and any(e["model_version"] > 0 for e in report["episodes"])
     assert report["unsent_at_end"] == 0 and rp.Replay(address).size() == len(report["episodes"])
-    first, last = np.mean([p["fresh_rmse_rad"] for p in curve[:5]]), np.mean([p["fresh_rmse_rad"] for p in curve[-5:]])
-    assert last < 0.75 * first, f"the world model's error on fresh transitions fell from {first:.4f} to {last:.4f} rad"
+    held_out = [p for p in curve if "held_out_rmse_rad" in p]
+    measured = [i for p in held_out for i in p["held_out_episodes"]]
+    assert len(measured) == len(set(measured)), "each episode is held out once, before the learner trains on it"
+    later = [p for p in held_out if p["update"] > 100]                 # measured by a model that has trained
+    assert later, f"the learner measured no unseen episode after update 100 ({len(held_out)} in all)"
+    model, still = np.mean([p["held_out_rmse_rad"] for p in later]), np.mean([p["still_rmse_rad"] for p in later])
+    assert model < 0.75 * still, (f"on {len(later)} unseen episode batches the world model's error is {model:.4f} rad, "
+                                  f"predicting that the joints stay still {still:.4f} rad")
     assert learner.load(tmp_path / "learner")[1] == curve[-1]["update"]
+    assert learner.load(tmp_path / "learner", with_seen=True)[2] >= set(measured)
     (tmp_path / "learner" / learner.CHECKPOINT).write_bytes(b"half a file")
     assert learner.load(tmp_path / "learner") is None, "an unreadable checkpoint is no model (the actor keeps its own)"
     server.stop()

@@ -287,3 +287,21 @@ def test_a_verdict_needs_three_seeds_and_both_pairings_on_one_side():
     assert bench.versus_policy(much_better, policy)["verdict"] == "above the policy"
     assert bench.versus_policy(policy, much_better)["verdict"] == "below the policy"
     assert bench.versus_policy(much_better[:2], policy[:2])["verdict"].startswith("too few seeds")
+
+
+def test_the_verdict_rule_takes_the_paired_interval_it_is_given_and_refuses_unpaired_outcomes():
+    from wmlib.eval import paired_difference, paired_verdict
+
+    policy = [[1] * 10 + [0] * 10 for _ in range(3)]
+    much_better = [[1] * 19 + [0] for _ in range(3)]
+    calls = []
+
+    def counted(a, b):
+        calls.append(len(a))
+        return paired_difference(a, b)
+
+    verdict = paired_verdict(much_better, policy, name="the policy", difference=counted)
+    assert verdict["verdict"] == "above the policy" and sorted(calls) == [3, 60], "by seed (3) and by start (60)"
+    assert paired_verdict(policy, policy)["verdict"] == "inside the noise"
+    with pytest.raises(ValueError, match="same"):
+        paired_verdict(much_better, [row[:10] for row in policy])

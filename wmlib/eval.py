@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -253,3 +254,29 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
     mean, half = float(d.mean()), float(student_t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std() / len(d) ** 0.5)
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(d), "confidence": confidence,
             "within_noise": bool(mean - half <= 0 <= mean + half)}
+
+
+def paired_verdict(a, b, name: str = "the baseline", min_seeds: int = 3, difference=paired_difference) -> dict:
+    """Method a against method b on the same starts, paired twice: by training seed, and by (seed, start).
+
+    a, b: (seeds, starts) outcomes (0/1), row i of both from training seed i on the same starts.
+    The seed interval (n = seeds) carries the luck of training but, from 2 or 3 seeds, can be
+    falsely narrow (equal differences have no spread); the start interval (n = seeds x starts)
+    carries the luck of the starts. A verdict needs at least ``min_seeds`` seeds and both intervals
+    on the same side of zero; anything else is "inside the noise". ``difference`` is the paired
+    interval used (``paired_difference``, or a student's).
+    Returns by_seed, by_start (``difference``'s dicts) and verdict: "above <name>", "below <name>",
+    "inside the noise" or "too few seeds (k of min_seeds)".
+    """
+    a, b = (np.asarray(x, dtype=np.float64) for x in (a, b))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"paired outcomes need the same (seeds, starts) shape, got {a.shape} and {b.shape}")
+    by_seed = difference(a.mean(axis=1), b.mean(axis=1))
+    by_start = difference(a.reshape(-1), b.reshape(-1))
+    sides = {0 if d["within_noise"] else int(np.sign(d["mean"])) for d in (by_seed, by_start)}
+    if len(a) < min_seeds:
+        verdict = f"too few seeds ({len(a)} of {min_seeds})"
+    else:
+        verdict = {frozenset({1}): f"above {name}", frozenset({-1}): f"below {name}"}.get(frozenset(sides),
+                                                                                          "inside the noise")
+    return {"by_seed": by_seed, "by_start": by_start, "verdict": verdict}

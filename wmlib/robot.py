@@ -82,7 +82,12 @@ class Robot(Protocol):
 
     def step(self, target: np.ndarray) -> dict:
         """Send one joint-position target (J,) that the safety layer has passed; return the
-        observation after one control period."""
+        observation as it stands then. A simulator has advanced one control period; a real arm
+        returns at once and has only begun to move, so a loop that records what a target did
+        waits out the period and then calls ``observe``."""
+
+    def observe(self) -> dict:
+        """The observation now (as ``reset`` returns it), without sending anything."""
 
     def state(self) -> Reading:
         """Read the sensors now."""

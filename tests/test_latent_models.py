@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from wmlib import data
-from wmlib.models import pixels, rssm
+from wmlib import data, planning
+from wmlib.models import frame_predictor, jepa, latent, pixels, rssm, task_latent, value_equivalent, vmc
 
 FIXTURE = "datasets/fixture/wmr_maniskill/push_cube/1.0.0"
 
@@ -52,7 +52,7 @@ def test_the_rssm_filters_imagines_and_learns(windows):
     seq, batch = windows
     torch.manual_seed(0)
     model = rssm.RSSM(proprio_dim=seq.proprio.shape[1], action_dim=4, deter=32, stoch=8, embed_dim=32, hidden=32)
-    model.encoder.proprio_norm.fit(torch.as_tensor(seq.proprio))
+    latent.fit_proprio(model, seq.proprio)
     carry = model.filter_step(model.initial(2), torch.zeros(2, 4), batch["frames"][:2, 0], batch["proprio"][:2, 0])
     features, rewards = model.imagine(carry, batch["action"][:2])
     assert features.shape == (2, 4, model.feature_dim) and rewards.shape == (2, 4)
@@ -68,3 +68,71 @@ def test_the_rssm_filters_imagines_and_learns(windows):
         last = float(model.loss(**batch))
     assert last < 0.7 * first, f"the loss fell from {first:.1f} to {last:.1f} only"
     assert set(model.last_parts) == {"reconstruction", "reward", "kl"}
+
+
+FAMILIES = {
+    "rssm": lambda p: rssm.RSSM(p, 4, deter=32, stoch=8, embed_dim=32, hidden=32),
+    "jepa": lambda p: jepa.JEPA(p, 4, latent_dim=16, embed_dim=32, hidden=32),
+    "task_latent": lambda p: task_latent.TaskLatent(p, 4, latent_dim=16, embed_dim=32, hidden=32),
+    "value_equivalent": lambda p: value_equivalent.ValueEquivalent(p, 4, latent_dim=16, embed_dim=32, hidden=32),
+    "frame_predictor": lambda p: frame_predictor.FramePredictor(p, 4, embed_dim=32, hidden=32),
+    "vmc": lambda p: vmc.VMC(p, 4, code=8, deter=32, embed_dim=32, hidden=32),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_keeps_the_latent_contract_learns_and_plans(windows, family):
+    seq, batch = windows
+    torch.manual_seed(0)
+    model = FAMILIES[family](seq.proprio.shape[1])
+    latent.fit_proprio(model, seq.proprio)
+    carry = model.filter_step(model.initial(3), torch.zeros(3, 4), batch["frames"][:3, 0], batch["proprio"][:3, 0])
+    feature = model.feature(carry)
+    assert feature.shape == (3, model.feature_dim)
+    assert torch.equal(model.feature(model.carry_of(feature)), feature), "carry_of undoes feature"
+    with torch.no_grad():
+        features, rewards = model.imagine(carry, batch["action"][:3])
+        first = float(model.loss(**batch))
+    assert features.shape == (3, 4, model.feature_dim) and rewards.shape == (3, 4)
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(30):
+        loss = model.loss(**batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if hasattr(model, "update_target"):
+            model.update_target()
+    with torch.no_grad():
+        last = float(model.loss(**batch))
+    assert last < first, f"{family}: the loss went from {first:.3f} to {last:.3f} on the batch it trained on"
+    planner_model = latent.LatentPlanningModel(model)
+    state = planner_model.state_of(tuple(c[:1] for c in carry) if isinstance(carry, tuple) else carry[:1])
+    plan = planning.mppi(planner_model, latent.latent_cost(model), state, horizon=3, num_samples=16,
+                         low=-torch.ones(4), high=torch.ones(4), generator=torch.Generator().manual_seed(0))
+    assert plan.shape == (3, 4) and torch.isfinite(plan).all()
+
+
+def test_n_step_return_stops_at_a_terminal_step_and_bootstraps_otherwise():
+    rewards = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    continues = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    value = torch.tensor([10.0, 10.0])
+    out = latent.n_step_return(rewards, continues, value, discount=0.5)
+    assert torch.allclose(out, torch.tensor([1 + 0.5 + 0.25 + 0.125 * 10, 1 + 0.5]))
+
+
+def test_the_collapse_guard_charges_a_collapsed_batch_and_not_a_spread_one():
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(512, 8, generator=g) * 2
+    assert float(jepa.collapse_guard(spread)) < 0.05
+    collapsed = torch.ones(512, 8) + 1e-3 * torch.randn(512, 8, generator=g)
+    assert float(jepa.collapse_guard(collapsed)) > 0.9
+    copies = torch.randn(512, 1, generator=g).repeat(1, 8) * 2
+    assert float(jepa.collapse_guard(copies)) > float(jepa.collapse_guard(spread)) + 1, "repeated dimensions cost"
+
+
+def test_the_controller_found_inside_the_model_beats_its_start():
+    torch.manual_seed(0)
+    model = vmc.VMC(3, 4, code=4, deter=8, embed_dim=8, hidden=8)
+    carry = (torch.randn(16, 8), torch.randn(16, 4))
+    controller, best = vmc.train_controller(model, carry, horizon=5, generations=8, population=16, elites=4)
+    assert best[-1] >= best[0] and controller(torch.zeros(2, model.feature_dim)).shape == (2, 4)

@@ -7,6 +7,13 @@ and a tiny World Action Model (``wmlib.models.wam``: policy, world model and bot
     ensemble = models.EnsembleDeltaModel(6, 4, members=5)  # 5 of them as one tensor program
     history = models.fit(dynamics, train={...}, val={...}, seed=0)
 
+World models learned from pixels, one module per family, all behind one contract
+(``wmlib.models.latent``: filter observations into a latent, imagine under actions, plan with
+chapter 5's planners through ``LatentPlanningModel``): ``vmc`` (World Models: VAE, mixture
+memory, a controller found inside the model), ``rssm`` (PlaNet/Dreamer), ``frame_predictor``
+(UniSim-style frames), ``jepa`` (next-embedding prediction), ``task_latent`` (TD-MPC2) and
+``value_equivalent`` (MuZero); ``pixels`` holds the frame encoder and decoder they share.
+
 Everything here takes tensors on any device; build models under ``torch.manual_seed``
 and pass ``seed=`` to ``fit`` for runs that repeat exactly.
 """

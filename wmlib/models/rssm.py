@@ -97,6 +97,10 @@ class RSSM(nn.Module):
         """(h, z) -> (B, deter + stoch)."""
         return torch.cat(carry, dim=-1)
 
+    def carry_of(self, feature: torch.Tensor):
+        """(B, deter + stoch) -> (h, z)."""
+        return feature[..., :self.deter], feature[..., self.deter:]
+
     # ---------------------------------------------------------------- filtering and imagining
     @torch.no_grad()
     def filter_step(self, carry, action, frames, proprio):

@@ -97,12 +97,13 @@ def default_loss(model, batch: dict) -> torch.Tensor:
 
 def fit(model: torch.nn.Module, train: dict, val: dict, *, loss: Callable = default_loss, epochs: int = 100,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 10, seed: int = 0,
-        progress: bool = True, desc: str = "training") -> History:
+        progress: bool = True, desc: str = "training", after_step: Callable | None = None) -> History:
     """Train with Adam on minibatches; stop when the held-out loss has not improved for `patience` epochs.
 
     train, val: dicts of tensors (or arrays) with the same number of rows, e.g.
       {"state": (N, D), "action": (N, A), "next_state": (N, D)}; they are moved to the
       model's device once. loss(model, batch) -> scalar tensor; by default ``model.loss(**batch)``.
+    after_step(model): called after every optimiser step (e.g. to move a target network).
     seed: fixes the order of the minibatches (the initial weights are fixed by seeding
       before the model is built). The same seed, data and initial weights give the same
       trained weights on the same machine.
@@ -128,6 +129,8 @@ def fit(model: torch.nn.Module, train: dict, val: dict, *, loss: Callable = defa
             optimiser.zero_grad(set_to_none=True)
             value.backward()
             optimiser.step()
+            if after_step is not None:
+                after_step(model)
             total += float(value.detach()) * len(index)
         history.train_loss.append(total / n)
         history.val_loss.append(mean_loss(model, loss, val, batch_size))

@@ -1,4 +1,5 @@
 """The latent world models learned from pixels: their losses, their shapes, and that they learn."""
+import numpy as np
 import pytest
 import torch
 
@@ -136,3 +137,50 @@ def test_the_controller_found_inside_the_model_beats_its_start():
     carry = (torch.randn(16, 8), torch.randn(16, 4))
     controller, best = vmc.train_controller(model, carry, horizon=5, generations=8, population=16, elites=4)
     assert best[-1] >= best[0] and controller(torch.zeros(2, model.feature_dim)).shape == (2, 4)
+
+
+def test_the_linear_probe_reads_what_is_linearly_there_and_nothing_else():
+    from wmlib.eval import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 6, generator=g)
+    y = torch.stack([x[:, 0] * 2 + x[:, 1], torch.randn(400, generator=g)], dim=1)   # one linear, one noise
+    r2 = linear_probe(x[:300], y[:300], x[300:], y[300:])
+    assert r2[0] > 0.99 and r2[1] < 0.1
+    with pytest.raises(ValueError, match="one row per feature"):
+        linear_probe(x[:300], y[:200], x[300:], y[300:])
+
+
+def test_the_experiment_trains_probes_and_measures_drift_for_every_family():
+    from wmlib import latent_experiment as lx
+
+    pix = lx.pixel_data(path=FIXTURE, length=4)
+    assert not (pix.split["train"] & pix.split["test"]).any(), "whole episodes are held out"
+    for family in lx.FAMILIES:
+        model = lx.build(family, pix, seed=0, embed_dim=16, hidden=16)
+        history = lx.train(model, pix, epochs=1, batch_size=16, progress=False)
+        assert history.epochs == 1 and np.isfinite(history.val_loss[0])
+        features = lx.filtered_features(model, pix.seq)
+        assert features.shape == (len(pix.seq), model.feature_dim) and torch.isfinite(features).all()
+        r2 = lx.probe(model, pix, features)
+        assert set(r2) == {"cube", "goal"} and all(np.isfinite(v) for v in r2.values())
+        measured = lx.drift(model, pix, horizon=3, features=features)
+        assert len(measured["latent"]) == 3 and all(v >= 0 for v in measured["latent"])
+        assert ("psnr_db" in measured) == (family in ("rssm", "vmc", "frame_predictor")), family
+
+
+def test_filtering_episodes_side_by_side_equals_filtering_each_alone():
+    from wmlib import latent_experiment as lx
+
+    pix = lx.pixel_data(path=FIXTURE, length=4)
+    model = lx.build("rssm", pix, seed=0, embed_dim=16, hidden=16, deter=16, stoch=4).eval()
+    together = lx.filtered_features(model, pix.seq, batch=3)
+    seq = pix.seq
+    for episode in range(seq.num_episodes):
+        rows = np.flatnonzero(seq.episode == episode)
+        carry = model.initial(1)
+        for i, row in enumerate(rows):
+            previous = seq.action[row - 1:row] if i else np.zeros((1, 4), np.float32)
+            carry = model.filter_step(carry, torch.as_tensor(previous), torch.as_tensor(seq.frames[row:row + 1]),
+                                      torch.as_tensor(seq.proprio[row:row + 1]))
+            assert torch.allclose(model.feature(carry)[0], together[row], atol=1e-5), (episode, i)

@@ -280,3 +280,30 @@ def paired_verdict(a, b, name: str = "the baseline", min_seeds: int = 3, differe
         verdict = {frozenset({1}): f"above {name}", frozenset({-1}): f"below {name}"}.get(frozenset(sides),
                                                                                           "inside the noise")
     return {"by_seed": by_seed, "by_start": by_start, "verdict": verdict}
+
+
+def linear_probe(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> torch.Tensor:
+    """What a representation keeps, read by a linear map: R² per target on held-out rows.
+
+    train_x (N, F), train_y (N, D): features and the true quantities (e.g. the cube's position) of
+    training rows; test_x (M, F), test_y (M, D): of held-out rows. Features are standardised with the
+    training rows' mean and spread, then a ridge regression (penalty ``ridge`` times N on the
+    weights, none on the bias) is fitted in closed form. Returns (D,): 1 - residual / total sum of
+    squares on the held-out rows, per target; 1 is perfect, 0 is no better than the held-out mean.
+    """
+    train_x, train_y, test_x, test_y = (torch.as_tensor(v, dtype=torch.float64) for v in (train_x, train_y, test_x,
+                                                                                          test_y))
+    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"features must be (N, F) and (M, F), got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
+    if train_y.shape[0] != train_x.shape[0] or test_y.shape[0] != test_x.shape[0] or train_y.shape[1:] != \
+            test_y.shape[1:]:
+        raise ValueError("targets must have one row per feature row and the same width in both sets")
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-8)
+    design = lambda x: torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)  # noqa: E731
+    a = design(train_x)
+    penalty = ridge * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
+    penalty[-1, -1] = 0.0
+    weights = torch.linalg.solve(a.T @ a + penalty, a.T @ train_y)
+    residual = ((design(test_x) @ weights - test_y) ** 2).sum(0)
+    total = ((test_y - test_y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
+    return 1 - residual / total

@@ -1,0 +1,154 @@
+"""Chapter 8's experiment in one place: latent world models learned from pixels, measured with one yardstick.
+
+    pix = pixel_data()                                  # PushCube episodes: frames, proprioception, splits
+    model = build("rssm", pix, seed=0)                  # one of FAMILIES, seeded
+    history = train(model, pix, epochs=5, seed=0)       # the shared training loop (wmlib.models.fit)
+    probe(model, pix)                                   # what the latent keeps: R² of the cube and the goal
+    drift(model, pix, horizon=8)                        # imagined vs filtered latents, and frames where drawn
+
+Data. The course's PushCube episodes (all four sources). A model sees 64 x 64 frames and the
+robot's proprioception (joints, joint velocities, gripper pose); the cube and the goal are only
+in the pixels. The simulator's state judges (probes, success) and never trains. Whole episodes
+are split into train / validation / test.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from wmlib import data
+from wmlib.eval import linear_probe
+from wmlib.models import fit, frame_predictor, jepa, latent, rssm, task_latent, value_equivalent, vmc
+from wmlib.models.train import episode_split
+
+FAMILIES = {
+    "vmc": vmc.VMC,                                    # World Models: V, M (and C, found inside M)
+    "rssm": rssm.RSSM,                                 # PlaNet / Dreamer
+    "frame_predictor": frame_predictor.FramePredictor,  # UniSim / Cosmos, tiny
+    "jepa": jepa.JEPA,                                 # I-JEPA / V-JEPA, action-conditioned
+    "task_latent": task_latent.TaskLatent,             # TD-MPC2
+    "value_equivalent": value_equivalent.ValueEquivalent,  # MuZero
+}
+JUDGED = {"cube": ("extra/obj_pose", slice(0, 3)), "goal": ("extra/goal_pos", slice(0, 3))}
+
+
+@dataclasses.dataclass
+class PixelData:
+    seq: data.Sequences
+    layout: dict[str, slice]
+    split: dict[str, np.ndarray]          # "train" / "val" / "test": boolean masks over rows
+    length: int                           # actions per training window
+
+    def starts(self, part: str) -> np.ndarray:
+        """The window starts (rows) of one part of the split."""
+        starts = self.seq.starts(self.length)
+        return starts[self.split[part][starts]]
+
+    def judged(self, rows) -> np.ndarray:
+        """(N, 3 * len(JUDGED)) the true positions the probes read, from the simulator's state."""
+        state = self.seq.state[rows]
+        return np.concatenate([state[:, self.layout[key]][:, part] for key, part in JUDGED.values()], axis=1)
+
+
+def pixel_data(config: str = "push_cube", frame_size: int = 64, length: int = 8, seed: int = 0,
+               path=None, episodes=None) -> PixelData:
+    """Load (or take) the episodes, lay them end to end, split them by episode (70 / 10 / 20)."""
+    path = path or data.default_path(config)
+    episodes = data.load(path, images=True) if episodes is None else episodes
+    seq = data.sequences(episodes, frame_size=frame_size)
+    return PixelData(seq, data.state_layout(path), episode_split(seq.episode, val=0.1, test=0.2, seed=seed), length)
+
+
+def build(family: str, pix: PixelData, seed: int = 0, **size) -> torch.nn.Module:
+    """A family's model, its weights drawn under ``seed``, its proprioception normaliser fitted on training rows."""
+    if family not in FAMILIES:
+        raise ValueError(f"no family {family!r}; the families are {sorted(FAMILIES)}")
+    torch.manual_seed(seed)
+    model = FAMILIES[family](pix.seq.proprio.shape[1], pix.seq.action.shape[1],
+                             image_size=pix.seq.frames.shape[1], **size)
+    return latent.fit_proprio(model, pix.seq.proprio[pix.split["train"]])
+
+
+def train(model, pix: PixelData, *, epochs: int = 10, batch_size: int = 32, lr: float = 3e-4, seed: int = 0,
+          patience: int = 5, max_windows: int | None = None, progress: bool = True):
+    """Train on the training windows, keep the weights of the best validation epoch (``wmlib.models.fit``).
+    max_windows: use at most this many training windows (drawn under ``seed``), for short runs."""
+    rng = np.random.default_rng(seed)
+    train_starts, val_starts = pix.starts("train"), pix.starts("val")
+    if max_windows is not None and len(train_starts) > max_windows:
+        train_starts = np.sort(rng.choice(train_starts, max_windows, replace=False))
+
+    def loss(m, batch):
+        return m.loss(**pix.seq.window(batch["start"].cpu().numpy(), pix.length))
+
+    step = (lambda m: m.update_target()) if hasattr(model, "update_target") else None
+    return fit(model, {"start": torch.as_tensor(train_starts)}, {"start": torch.as_tensor(val_starts)}, loss=loss,
+               epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, progress=progress,
+               desc=type(model).__name__, after_step=step)
+
+
+@torch.no_grad()
+def filtered_features(model, seq: data.Sequences, batch: int = 64) -> torch.Tensor:
+    """(T_all, F): every row's feature, the model filtering each episode from its first frame on,
+    the action before each frame included (zeros before the first). Episodes run side by side."""
+    model.eval()
+    out = torch.zeros(len(seq), model.feature_dim)
+    firsts = np.flatnonzero(seq.step == 0)
+    lengths = np.diff(np.r_[firsts, len(seq)])
+    for group in range(0, len(firsts), batch):
+        first, n = firsts[group:group + batch], lengths[group:group + batch]
+        carry = model.initial(len(first))
+        for t in range(int(n.max())):
+            rows = first + np.minimum(t, n - 1)                          # an ended episode repeats its last row
+            previous = seq.action[rows - 1] if t > 0 else np.zeros_like(seq.action[rows])
+            carry = model.filter_step(carry, torch.as_tensor(previous), torch.as_tensor(seq.frames[rows]),
+                                      torch.as_tensor(seq.proprio[rows]))
+            alive = t < n
+            out[rows[alive]] = model.feature(carry)[torch.as_tensor(alive)].float().cpu()
+    return out
+
+
+def probe(model, pix: PixelData, features: torch.Tensor | None = None) -> dict[str, float]:
+    """R² of a linear probe from the filtered feature to each judged position (cube, goal: x, y, z
+    averaged), fitted on training rows, scored on test rows."""
+    features = filtered_features(model, pix.seq) if features is None else features
+    train_rows, test_rows = np.flatnonzero(pix.split["train"]), np.flatnonzero(pix.split["test"])
+    r2 = linear_probe(features[train_rows], pix.judged(train_rows), features[test_rows], pix.judged(test_rows))
+    return {name: float(r2[3 * i:3 * i + 3].mean()) for i, name in enumerate(JUDGED)}
+
+
+@torch.no_grad()
+def drift(model, pix: PixelData, horizon: int, features: torch.Tensor | None = None,
+          max_starts: int = 256) -> dict[str, list[float]]:
+    """Imagine ``horizon`` steps from test starts with the actions really taken, against the features
+    filtered from the real frames: the squared error per step over the total variance of the
+    filtered features (0: perfect; 1: as far as a random feature). Where the model draws frames,
+    also the PSNR (dB) of the drawn frames against the real ones, per step."""
+    features = filtered_features(model, pix.seq) if features is None else features
+    starts = pix.seq.starts(horizon)
+    starts = starts[pix.split["test"][starts]][:max_starts]
+    window = pix.seq.window(starts, horizon)
+    carry = model.carry_of(features[starts])
+    imagined, _ = model.imagine(carry, window["action"])                          # (B, H, F)
+    real = features[starts[:, None] + np.arange(1, horizon + 1)]                   # (B, H, F)
+    scale = features[pix.split["test"]].var(0).sum()
+    out = {"latent": (((imagined - real) ** 2).sum(-1).mean(0) / scale).tolist()}
+    drawn = drawn_frames(model, imagined, carry, window["action"])
+    if drawn is not None:
+        out["psnr_db"] = frame_predictor.psnr(drawn, window["frames"][:, 1:]).mean(0).tolist()
+    return out
+
+
+def drawn_frames(model, imagined: torch.Tensor, carry, actions) -> torch.Tensor | None:
+    """The frames a model draws for its imagined features (B, H, 3, S, S), or None if it draws none."""
+    if isinstance(model, frame_predictor.FramePredictor):
+        frames = []
+        model.imagine(carry, actions, frames_out=frames)
+        return torch.stack(frames, dim=1)
+    if isinstance(model, rssm.RSSM):
+        return model.decoder(imagined)
+    if isinstance(model, vmc.VMC):
+        return model.decoder(imagined[..., model.deter:])
+    return None

@@ -34,7 +34,8 @@ def observe(env, raw) -> tuple[torch.Tensor, torch.Tensor]:
     rgb = raw["rgb"][0, ..., :3].cpu().numpy()
     frame = downsample(rgb[None], FRAME, "the camera's frame")
     state, layout = env.true_state()
-    return torch.as_tensor(frame), torch.as_tensor(proprio_of(state[0].cpu().numpy(), layout)[None], dtype=torch.float32)
+    proprio = proprio_of(state[0].cpu().numpy(), layout)[None]
+    return torch.as_tensor(frame), torch.as_tensor(proprio, dtype=torch.float32)
 
 
 @dataclasses.dataclass

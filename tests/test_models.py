@@ -205,6 +205,22 @@ def test_early_stopping_stops_and_keeps_the_best_weights():
     assert kept == pytest.approx(history.best_val_loss, rel=1e-4)  # the best epoch's weights, not the last
 
 
+def test_fit_keeps_the_last_weights_when_asked_and_calls_after_step_once_per_step():
+    s, a, s2 = linear_system(200, 0)
+    noise = torch.Generator().manual_seed(1)
+    val = {"state": torch.randn(200, 3, generator=noise), "action": torch.rand(200, 2, generator=noise),
+           "next_state": torch.randn(200, 3, generator=noise) * 5}
+    torch.manual_seed(0)
+    model = DeltaModel(3, 2, hidden=(32, 32)).fit_normalisers(s, a, s2)
+    steps = []
+    history = fit(model, {"state": s, "action": a, "next_state": s2}, val, epochs=12, patience=12, lr=1e-2,
+                  batch_size=50, progress=False, keep_best=False, after_step=lambda m: steps.append(m))
+    assert len(steps) == 12 * 4 and steps[0] is model
+    kept = models.train.mean_loss(model, models.train.default_loss, val, 256)
+    assert kept == pytest.approx(history.val_loss[-1], rel=1e-4), "the last epoch's weights"
+    assert history.best_epoch != history.epochs - 1, "the test needs a last epoch that is not the best"
+
+
 def test_fit_rejects_ragged_data():
     model = DeltaModel(3, 2)
     with pytest.raises(ValueError, match="same number of rows"):

@@ -73,8 +73,10 @@ def build(family: str, pix: PixelData, seed: int = 0, **size) -> torch.nn.Module
 
 
 def train(model, pix: PixelData, *, epochs: int = 10, batch_size: int = 32, lr: float = 3e-4, seed: int = 0,
-          patience: int = 5, max_windows: int | None = None, progress: bool = True):
-    """Train on the training windows, keep the weights of the best validation epoch (``wmlib.models.fit``).
+          max_windows: int | None = None, progress: bool = True):
+    """Train on the training windows for ``epochs`` epochs (``wmlib.models.fit``) and keep the last weights:
+    every family gets the same number of steps, and no early stopping, since the losses of the
+    families with target networks chase moving targets (their validation loss is still recorded).
     max_windows: use at most this many training windows (drawn under ``seed``), for short runs."""
     rng = np.random.default_rng(seed)
     train_starts, val_starts = pix.starts("train"), pix.starts("val")
@@ -86,8 +88,8 @@ def train(model, pix: PixelData, *, epochs: int = 10, batch_size: int = 32, lr: 
 
     step = (lambda m: m.update_target()) if hasattr(model, "update_target") else None
     return fit(model, {"start": torch.as_tensor(train_starts)}, {"start": torch.as_tensor(val_starts)}, loss=loss,
-               epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed, progress=progress,
-               desc=type(model).__name__, after_step=step)
+               epochs=epochs, batch_size=batch_size, lr=lr, patience=epochs, seed=seed, progress=progress,
+               desc=type(model).__name__, after_step=step, keep_best=False)
 
 
 @torch.no_grad()

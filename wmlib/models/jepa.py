@@ -4,7 +4,7 @@ the next observation, never its pixels.
     z_t      = encoder(o_t)                  the online encoder, trained
     z̄_t+k    = target(o_t+k)                 the target encoder: a moving average of the online one, no gradient
     ẑ_t+k+1  = ẑ_t+k + predictor(ẑ_t+k, a_t+k),   ẑ_t = z_t
-    loss     = mean_k || ẑ_t+k - z̄_t+k ||²  +  collapse_guard(z)
+    loss     = mean over k and dimensions of (ẑ_t+k - z̄_t+k)²  +  collapse_guard(z)
 
 Predicting an embedding invites a cheap answer: an encoder that maps every frame to the same
 point predicts perfectly. Two things stand against it here: the target is a slowly moving
@@ -103,7 +103,7 @@ class JEPA(nn.Module):
         z0 = self.encode(frames[:, 0], proprio[:, 0])
         targets = self.encode_target(frames[:, 1:], proprio[:, 1:])                     # (B, L, D)
         predicted, _ = self.imagine(z0, action)                                         # (B, L, D)
-        prediction = ((predicted - targets) ** 2).sum(-1).mean()
+        prediction = ((predicted - targets) ** 2).mean()
         guard = collapse_guard(z0)
         reward_error = ((self.reward_head(predicted.detach()).squeeze(-1) - reward) ** 2).mean()
         self.last_parts = {"prediction": float(prediction.detach()), "collapse_guard": float(guard.detach()),

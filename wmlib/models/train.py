@@ -97,7 +97,8 @@ def default_loss(model, batch: dict) -> torch.Tensor:
 
 def fit(model: torch.nn.Module, train: dict, val: dict, *, loss: Callable = default_loss, epochs: int = 100,
         batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0, patience: int = 10, seed: int = 0,
-        progress: bool = True, desc: str = "training", after_step: Callable | None = None) -> History:
+        progress: bool = True, desc: str = "training", after_step: Callable | None = None,
+        keep_best: bool = True) -> History:
     """Train with Adam on minibatches; stop when the held-out loss has not improved for `patience` epochs.
 
     train, val: dicts of tensors (or arrays) with the same number of rows, e.g.
@@ -107,7 +108,9 @@ def fit(model: torch.nn.Module, train: dict, val: dict, *, loss: Callable = defa
     seed: fixes the order of the minibatches (the initial weights are fixed by seeding
       before the model is built). The same seed, data and initial weights give the same
       trained weights on the same machine.
-    The model ends with the weights of its best held-out epoch. Returns a ``History``.
+    The model ends with the weights of its best held-out epoch, or of its last with ``keep_best=False``
+    (for losses whose targets move as training goes, such as a target network's: their held-out
+    values at different epochs measure different things). Returns a ``History``.
     """
     device = next(model.parameters()).device
     train, val = to_device(train, device), to_device(val, device)
@@ -142,7 +145,7 @@ def fit(model: torch.nn.Module, train: dict, val: dict, *, loss: Callable = defa
             history.stopped_early = epoch + 1 < epochs
             break
     bar.close()
-    if best_state is not None:
+    if best_state is not None and keep_best:
         model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - start
     return history

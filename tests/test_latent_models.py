@@ -147,7 +147,7 @@ def test_the_linear_probe_reads_what_is_linearly_there_and_nothing_else():
     y = torch.stack([x[:, 0] * 2 + x[:, 1], torch.randn(400, generator=g)], dim=1)   # one linear, one noise
     r2 = linear_probe(x[:300], y[:300], x[300:], y[300:])
     assert r2[0] > 0.99 and r2[1] < 0.1
-    with pytest.raises(ValueError, match="one row per feature"):
+    with pytest.raises(ValueError, match="one row each per example"):
         linear_probe(x[:300], y[:200], x[300:], y[300:])
 
 
@@ -184,3 +184,60 @@ def test_filtering_episodes_side_by_side_equals_filtering_each_alone():
             carry = model.filter_step(carry, torch.as_tensor(previous), torch.as_tensor(seq.frames[row:row + 1]),
                                       torch.as_tensor(seq.proprio[row:row + 1]))
             assert torch.allclose(model.feature(carry)[0], together[row], atol=1e-5), (episode, i)
+
+
+def test_the_cube_drift_is_in_millimetres_for_latent_and_state_models_alike():
+    from wmlib import latent_experiment as lx
+
+    pix = lx.pixel_data(path=FIXTURE, length=4)
+    model = lx.build("jepa", pix, seed=0, embed_dim=16, hidden=16)
+    drift = lx.cube_drift_mm(model, pix, horizon=3)
+    assert len(drift) == 4 and all(0 <= d < 1000 for d in drift), drift
+
+    class Still:                                         # a state model that predicts nothing moves
+        def rollout(self, state, actions):
+            return state.expand(1, actions.shape[0], actions.shape[1], state.shape[0])
+
+    still = lx.state_cube_drift_mm(Still(), pix, horizon=3)
+    starts = lx.test_windows(pix, 3)
+    moved = np.linalg.norm(lx.cube_xy(pix, starts + 3) - lx.cube_xy(pix, starts), axis=1).mean() * 1000
+    assert still[0] == 0 and still[3] == pytest.approx(moved, rel=1e-5), "a still cube errs by how far it moved"
+
+
+def latent_benchmark():
+    """benchmarks/latent.py as a module (it imports its neighbour ``common``)."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    folder = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location("latent_benchmark", folder / "latent.py")
+        bench = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(folder))
+    return bench
+
+
+def test_the_benchmark_picks_the_best_family_and_pairs_it_with_the_state_planner_on_the_same_starts():
+    bench = latent_benchmark()
+
+    def main(family, seed, wins, rho):
+        return {"kind": "main", "family": family, "seed": seed, "epochs": 1, "episodes": 4, "ranking": 2,
+                "per_start": wins, "spearman": [rho, rho], "params": 10, "planner": {}, "train_seconds": 1.0,
+                "probe": {"cube": 0.5, "goal": 0.1}, "drift": {"latent": [0.1, 0.2]}, "cube_drift_mm": [5.0, 9.0],
+                "decision_seconds": 0.01}
+
+    cells = [main("jepa", s, [0, 0, 0, 0], 0.9) for s in range(3)] + [main("rssm", s, [1, 0, 0, 0], 0.1)
+                                                                       for s in range(3)]
+    assert bench.best_family(cells) == "rssm", "success first; ranking only breaks ties"
+    cells += [{"kind": "state", "seed": s, "horizon": h, "replan": r, "episodes": 4, "per_start": [1, 1, 1, 1],
+               "cube_drift_mm": [0.0, 3.0], "train_seconds": 1.0, "steps": [5] * 4, "decision_seconds": 0.01}
+              for s in range(3) for h, r in [bench.CHAPTER5, (8, 1)]]
+    table = bench.summarise(cells)
+    assert table["rssm"]["success"]["rate"] == 0.25 and table["state_planner"]["success"]["rate"] == 1.0
+    row = table["state_vs_pixels"]["rows"][0]
+    assert (row["horizon"], row["replan_every"]) == (8, 1) and row["rssm"]["trials"] == 12
+    assert row["pixels_vs_state"]["verdict"] == "below the state planner"

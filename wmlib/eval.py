@@ -282,28 +282,42 @@ def paired_verdict(a, b, name: str = "the baseline", min_seeds: int = 3, differe
     return {"by_seed": by_seed, "by_start": by_start, "verdict": verdict}
 
 
-def linear_probe(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> torch.Tensor:
-    """What a representation keeps, read by a linear map: R² per target on held-out rows.
+def ridge_fit(train_x, train_y, ridge: float = 1e-3):
+    """A linear map from features to targets, fitted by ridge regression: (N, F), (N, D) -> predict((M, F)) -> (M, D).
 
-    train_x (N, F), train_y (N, D): features and the true quantities (e.g. the cube's position) of
-    training rows; test_x (M, F), test_y (M, D): of held-out rows. Features are standardised with the
-    training rows' mean and spread, then a ridge regression (penalty ``ridge`` times N on the
-    weights, none on the bias) is fitted in closed form. Returns (D,): 1 - residual / total sum of
-    squares on the held-out rows, per target; 1 is perfect, 0 is no better than the held-out mean.
+    Features are standardised with the training rows' mean and spread; the penalty is ``ridge``
+    times N on the weights, none on the bias; solved in closed form.
     """
-    train_x, train_y, test_x, test_y = (torch.as_tensor(v, dtype=torch.float64) for v in (train_x, train_y, test_x,
-                                                                                          test_y))
-    if train_x.ndim != 2 or test_x.ndim != 2 or train_x.shape[1] != test_x.shape[1]:
-        raise ValueError(f"features must be (N, F) and (M, F), got {tuple(train_x.shape)} and {tuple(test_x.shape)}")
-    if train_y.shape[0] != train_x.shape[0] or test_y.shape[0] != test_x.shape[0] or train_y.shape[1:] != \
-            test_y.shape[1:]:
-        raise ValueError("targets must have one row per feature row and the same width in both sets")
+    train_x, train_y = (torch.as_tensor(v, dtype=torch.float64) for v in (train_x, train_y))
+    if train_x.ndim != 2 or train_y.ndim != 2 or len(train_x) != len(train_y):
+        raise ValueError(f"features (N, F) and targets (N, D) need one row each per example, got "
+                         f"{tuple(train_x.shape)} and {tuple(train_y.shape)}")
     mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-8)
-    design = lambda x: torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)  # noqa: E731
+
+    def design(x):
+        x = torch.as_tensor(x, dtype=torch.float64)
+        return torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+
     a = design(train_x)
     penalty = ridge * len(a) * torch.eye(a.shape[1], dtype=a.dtype)
     penalty[-1, -1] = 0.0
     weights = torch.linalg.solve(a.T @ a + penalty, a.T @ train_y)
-    residual = ((design(test_x) @ weights - test_y) ** 2).sum(0)
+    return lambda x: design(x) @ weights
+
+
+def linear_probe(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> torch.Tensor:
+    """What a representation keeps, read by a linear map: R² per target on held-out rows.
+
+    train_x (N, F), train_y (N, D): features and the true quantities (e.g. the cube's position) of
+    training rows; test_x (M, F), test_y (M, D): of held-out rows. The map is ``ridge_fit``'s.
+    Returns (D,): 1 - residual / total sum of squares on the held-out rows, per target; 1 is
+    perfect, 0 is no better than the held-out mean.
+    """
+    test_x, test_y = (torch.as_tensor(v, dtype=torch.float64) for v in (test_x, test_y))
+    train_y = torch.as_tensor(train_y, dtype=torch.float64)
+    if test_x.ndim != 2 or test_y.ndim != 2 or len(test_x) != len(test_y) or train_y.shape[1:] != test_y.shape[1:]:
+        raise ValueError("targets must have one row per feature row and the same width in both sets")
+    predict = ridge_fit(train_x, train_y, ridge)
+    residual = ((predict(test_x) - test_y) ** 2).sum(0)
     total = ((test_y - test_y.mean(0)) ** 2).sum(0).clamp_min(1e-12)
     return 1 - residual / total

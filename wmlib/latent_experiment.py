@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from wmlib import data
-from wmlib.eval import linear_probe
+from wmlib.eval import linear_probe, ridge_fit
 from wmlib.models import fit, frame_predictor, jepa, latent, rssm, task_latent, value_equivalent, vmc
 from wmlib.models.train import episode_split
 
@@ -60,6 +60,14 @@ def pixel_data(config: str = "push_cube", frame_size: int = 64, length: int = 8,
     episodes = data.load(path, images=True) if episodes is None else episodes
     seq = data.sequences(episodes, frame_size=frame_size)
     return PixelData(seq, data.state_layout(path), episode_split(seq.episode, val=0.1, test=0.2, seed=seed), length)
+
+
+def state_rows(pix: PixelData, part: str = "train") -> dict[str, torch.Tensor]:
+    """The true-state transitions of one part of the split, as chapter 5's ``model_based`` wants rows:
+    state (N, D), action (N, A), next_state (N, D), episode (N,)."""
+    rows = np.flatnonzero(pix.split[part] & ~pix.seq.last)
+    return {"state": torch.as_tensor(pix.seq.state[rows]), "action": torch.as_tensor(pix.seq.action[rows]),
+            "next_state": torch.as_tensor(pix.seq.state[rows + 1]), "episode": torch.as_tensor(pix.seq.episode[rows])}
 
 
 def build(family: str, pix: PixelData, seed: int = 0, **size) -> torch.nn.Module:
@@ -133,8 +141,7 @@ def drift(model, pix: PixelData, horizon: int, features: torch.Tensor | None = N
     filtered features (0: perfect; 1: as far as a random feature). Where the model draws frames,
     also the PSNR (dB) of the drawn frames against the real ones, per step."""
     features = filtered_features(model, pix.seq) if features is None else features
-    starts = pix.seq.starts(horizon)
-    starts = starts[pix.split["test"][starts]][:max_starts]
+    starts = test_windows(pix, horizon, max_starts)
     window = pix.seq.window(starts, horizon)
     carry = model.carry_of(features[starts])
     imagined, _ = model.imagine(carry, window["action"])                          # (B, H, F)
@@ -145,6 +152,53 @@ def drift(model, pix: PixelData, horizon: int, features: torch.Tensor | None = N
     if drawn is not None:
         out["psnr_db"] = frame_predictor.psnr(drawn, window["frames"][:, 1:]).mean(0).tolist()
     return out
+
+
+def test_windows(pix: PixelData, horizon: int, max_starts: int = 256) -> np.ndarray:
+    """The first ``max_starts`` window starts of ``horizon`` actions in the test episodes."""
+    starts = pix.seq.starts(horizon)
+    return starts[pix.split["test"][starts]][:max_starts]
+
+
+def cube_xy(pix: PixelData, rows) -> np.ndarray:
+    """(N, 2) the cube's true position on the table, metres."""
+    return pix.seq.state[rows][:, pix.layout["extra/obj_pose"]][:, :2]
+
+
+@torch.no_grad()
+def cube_drift_mm(model, pix: PixelData, horizon: int, features: torch.Tensor | None = None,
+                  max_starts: int = 256) -> list[float]:
+    """Where a latent model thinks the cube is, k steps into its imagination, in millimetres from the truth.
+
+    A linear read-out (``ridge_fit`` on the training rows' filtered features -> the cube's x, y)
+    is applied to the features imagined from test starts with the actions really taken. Entry 0
+    is the read-out's error on the filtered features at the starts (what the latent knows now);
+    entry k the error k steps ahead. Comparable across families, and with a state model
+    (``state_cube_drift_mm``)."""
+    features = filtered_features(model, pix.seq) if features is None else features
+    train_rows = np.flatnonzero(pix.split["train"])
+    read = ridge_fit(features[train_rows], cube_xy(pix, train_rows))
+    starts = test_windows(pix, horizon, max_starts)
+    imagined, _ = model.imagine(model.carry_of(features[starts]), pix.seq.window(starts, horizon)["action"])
+    rows = starts[:, None] + np.arange(horizon + 1)                                  # (B, H+1)
+    seen = torch.cat([features[starts][:, None], imagined.float()], dim=1)           # (B, H+1, F)
+    guess = read(seen.reshape(-1, seen.shape[-1])).reshape(len(starts), horizon + 1, 2)
+    truth = torch.as_tensor(cube_xy(pix, rows.reshape(-1))).reshape(len(starts), horizon + 1, 2)
+    return (1000 * (guess - truth).norm(dim=-1).mean(0)).tolist()
+
+
+@torch.no_grad()
+def state_cube_drift_mm(model, pix: PixelData, horizon: int, max_starts: int = 256) -> list[float]:
+    """The same measure for a model of the true state (``rollout(state (D,), actions (N, H, A)) -> (E, N, H, D)``,
+    members averaged): entry 0 is 0, since the state holds the cube's position."""
+    starts = test_windows(pix, horizon, max_starts)
+    window = pix.seq.window(starts, horizon)
+    errors = []
+    for i in range(len(starts)):
+        predicted = model.rollout(window["state"][i, 0], window["action"][i:i + 1]).mean(0)[0]   # (H, D)
+        cube = predicted[:, pix.layout["extra/obj_pose"]][:, :2].double()
+        errors.append((cube - window["state"][i, 1:, pix.layout["extra/obj_pose"]][:, :2].double()).norm(dim=-1))
+    return [0.0] + (1000 * torch.stack(errors).mean(0)).tolist()
 
 
 def drawn_frames(model, imagined: torch.Tensor, carry, actions) -> torch.Tensor | None:

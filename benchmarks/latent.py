@@ -14,7 +14,9 @@ one yardstick:
   plans of 8 steps, from ``--ranking`` seeded starts;
 - what it does: closed-loop success of MPPI in its latent (``wmlib.latent_control``) on
   ``--episodes`` seeded starts, the same starts for every model (paired), with the time of one
-  decision; parameters and training time.
+  decision; parameters and training time. The V-M-C model's own controller, searched inside
+  the model, runs on the same starts; the recurrent state-space model's errors are split into
+  observation model, reward model and horizon (``rssm_error_sources``).
 Beside them, per seed, chapter 5's planner on the true state (an ensemble trained on the same
 training episodes' states, CEM with the task's cost: ``wmlib.model_based``) on the same starts,
 with the cube's drift in millimetres measured the same way (the latents' by a linear read-out).
@@ -135,8 +137,32 @@ def run_cell(cell: dict) -> dict:
                                                     horizon=PLANNER["horizon"], seed=cell["seed"])
     finally:
         env.close()
+    if cell["family"] == "rssm":
+        result["error_sources"] = lx.rssm_error_sources(model, pix, PLANNER["horizon"], features)
+    if cell["family"] == "vmc":
+        result["controller"] = controller_cell(model, pix, features, cell)
     return {**result, **closed_loop(model, cell["family"], settings, cell["episodes"]),
             "seconds": time.perf_counter() - start}
+
+
+def controller_cell(model, pix, features, cell: dict) -> dict:
+    """World Models' C: a linear controller searched inside the model (from 256 training rows' filtered
+    states, 20 imagined steps), then run on the closed-loop starts."""
+    from wmlib import envs, latent_control
+    from wmlib.models import vmc
+
+    rows = np.random.default_rng(cell["seed"]).choice(np.flatnonzero(pix.split["train"]), 256, replace=False)
+    start = time.perf_counter()
+    controller, best = vmc.train_controller(model, model.carry_of(features[rows]), horizon=20, seed=cell["seed"])
+    seconds = time.perf_counter() - start
+    env = envs.make("PushCube-v1", obs_mode="rgb", image_size=128, seed=EVAL_SEED)
+    try:
+        runs = [latent_control.play(env, latent_control.ControllerPolicy(model, controller), seed=s)
+                for s in range(EVAL_SEED, EVAL_SEED + cell["episodes"])]
+    finally:
+        env.close()
+    return {"search_seconds": seconds, "imagined_return_by_generation": best,
+            "per_start": [int(r.success) for r in runs], "steps": [r.steps for r in runs]}
 
 
 def pooled(runs: list[dict]) -> dict:
@@ -187,6 +213,14 @@ def summarise(cells: list[dict]) -> dict:
             "ranking_spearman": spread([float(np.nanmean(c["spearman"])) for c in runs]),
             "success": pooled(runs), "decision_seconds": spread([c["decision_seconds"] for c in runs]),
         }
+        if "error_sources" in runs[0]:
+            sources = [c["error_sources"] for c in runs]
+            row["error_sources"] = {
+                "observation_psnr_db": spread([e["observation_psnr_db"] for e in sources]),
+                **{name: [spread([e[name][k] for e in sources]) for k in range(len(sources[0][name]))]
+                   for name in ("reward_rmse_filtered", "reward_rmse_imagined")}}
+        if "controller" in runs[0]:
+            row["controller"] = pooled([{"seed": c["seed"], "per_start": c["controller"]["per_start"]} for c in runs])
         if "psnr_db" in runs[0]["drift"]:
             row["psnr_db"] = {"step1": spread([c["drift"]["psnr_db"][0] for c in runs]),
                               "last": spread([c["drift"]["psnr_db"][-1] for c in runs])}

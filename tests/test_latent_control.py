@@ -55,3 +55,15 @@ def test_ranking_compares_the_models_returns_with_the_simulators(env, model):
     copy.close()
     rho = latent_control.ranking(m, env, seeds=[700_003], candidates=5, horizon=3)
     assert len(rho) == 1 and -1 <= rho[0] <= 1
+
+
+def test_a_controller_found_inside_the_model_drives_the_arm(env):
+    from wmlib.models import vmc
+
+    pix = lx.pixel_data(path=FIXTURE, length=4)
+    model = lx.build("vmc", pix, seed=0, embed_dim=16, hidden=16, deter=16, code=4).eval()
+    features = lx.filtered_features(model, pix.seq)
+    controller, best = vmc.train_controller(model, model.carry_of(features[:32]), horizon=4, generations=2,
+                                            population=8, elites=2)
+    run = latent_control.play(env, latent_control.ControllerPolicy(model, controller), seed=700_004, max_steps=3)
+    assert run.steps == 3 and len(best) == 2

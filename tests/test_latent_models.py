@@ -241,3 +241,13 @@ def test_the_benchmark_picks_the_best_family_and_pairs_it_with_the_state_planner
     row = table["state_vs_pixels"]["rows"][0]
     assert (row["horizon"], row["replan_every"]) == (8, 1) and row["rssm"]["trials"] == 12
     assert row["pixels_vs_state"]["verdict"] == "below the state planner"
+
+
+def test_the_rssm_error_sources_split_observation_reward_and_horizon():
+    from wmlib import latent_experiment as lx
+
+    pix = lx.pixel_data(path=FIXTURE, length=4)
+    model = lx.build("rssm", pix, seed=0, embed_dim=16, hidden=16, deter=16, stoch=4).eval()
+    sources = lx.rssm_error_sources(model, pix, horizon=3)
+    assert 0 < sources["observation_psnr_db"] < 60
+    assert len(sources["reward_rmse_imagined"]) == len(sources["reward_rmse_filtered"]) == 3

@@ -79,13 +79,35 @@ class LatentPlanner:
 
 
 @dataclasses.dataclass
+class ControllerPolicy:
+    """A policy that needs no planning: a controller on the model's filtered feature (World Models' C),
+    ``act(frame, proprio)`` once per step after ``reset``."""
+    model: object
+    controller: object
+
+    def __post_init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.carry = self.model.initial(1)
+        self.last_action = torch.zeros(1, self.model.action_dim)
+
+    @torch.no_grad()
+    def act(self, frame, proprio) -> torch.Tensor:
+        self.carry = self.model.filter_step(self.carry, self.last_action, frame, proprio)
+        action = self.controller(self.model.feature(self.carry))[0]
+        self.last_action = action[None]
+        return action
+
+
+@dataclasses.dataclass
 class Run:
     success: bool
     steps: int
     decision_seconds: float       # mean time of one call of the policy
 
 
-def play(env, policy: LatentPlanner, seed: int, max_steps: int | None = None) -> Run:
+def play(env, policy, seed: int, max_steps: int | None = None) -> Run:
     """One episode from ``seed``: act until success or the time limit."""
     raw, _ = env.reset(seed=seed)
     policy.reset()

@@ -201,6 +201,31 @@ def state_cube_drift_mm(model, pix: PixelData, horizon: int, max_starts: int = 2
     return [0.0] + (1000 * torch.stack(errors).mean(0)).tolist()
 
 
+@torch.no_grad()
+def rssm_error_sources(model: rssm.RSSM, pix: PixelData, horizon: int, features: torch.Tensor | None = None,
+                       max_starts: int = 256) -> dict:
+    """Where a recurrent state-space model's errors enter, on test episodes:
+
+    observation_psnr_db: the decoder redrawing each frame from its filtered state (the observation model);
+    reward_rmse_filtered: per step k = 1..horizon of windows from test starts, the reward head on the
+      filtered state that the k-th action led to (the reward model alone);
+    reward_rmse_imagined: on the same windows and steps, the reward head on the state imagined k steps
+      ahead from the filtered start with the actions really taken. The gap between the two, step by
+      step, is what imagining adds: the dynamics' share.
+    """
+    features = filtered_features(model, pix.seq) if features is None else features
+    test = np.flatnonzero(pix.split["test"])
+    observation = frame_predictor.psnr(model.decoder(features[test]), torch.as_tensor(pix.seq.frames[test])).mean()
+    starts = test_windows(pix, horizon, max_starts)
+    window = pix.seq.window(starts, horizon)
+    arrived = features[starts[:, None] + np.arange(1, horizon + 1)]                   # (B, H, F)
+    filtered = model.reward_head(arrived).squeeze(-1)
+    _, imagined = model.imagine(model.carry_of(features[starts]), window["action"])
+    rmse = lambda predicted: (predicted - window["reward"]).pow(2).mean(0).sqrt().tolist()  # noqa: E731
+    return {"observation_psnr_db": float(observation), "reward_rmse_filtered": rmse(filtered),
+            "reward_rmse_imagined": rmse(imagined)}
+
+
 def drawn_frames(model, imagined: torch.Tensor, carry, actions) -> torch.Tensor | None:
     """The frames a model draws for its imagined features (B, H, 3, S, S), or None if it draws none."""
     if isinstance(model, frame_predictor.FramePredictor):

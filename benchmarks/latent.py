@@ -14,7 +14,12 @@ one yardstick:
   plans of 8 steps, from ``--ranking`` seeded starts;
 - what it does: closed-loop success of MPPI in its latent (``wmlib.latent_control``) on
   ``--episodes`` seeded starts, the same starts for every model (paired), with the time of one
-  decision; parameters and training time. The V-M-C model's own controller, searched inside
+  decision; parameters and training time;
+- the shortcut: PushCube puts its goal at a fixed offset from the cube's start, so a latent can
+  find the cube through the (much larger) goal marker. A linear read-out of the cube, fitted on
+  the course data, is scored in millimetres on the test episodes and on 40 episodes whose goal
+  was moved after the reset (``moved_goal_episodes``): a latent fooled by the marker misplaces
+  the cube there. The V-M-C model's own controller, searched inside
   the model, runs on the same starts; the recurrent state-space model's errors are split into
   observation model, reward model and horizon (``rssm_error_sources``).
 Beside them, per seed, chapter 5's planner on the true state (an ensemble trained on the same
@@ -38,6 +43,7 @@ from common import RESULTS, run_cells, write
 
 CELLS = RESULTS / "latent_cells.jsonl"
 MODELS = pathlib.Path(tempfile.gettempdir()) / "wmr_latent_models"     # trained models, reused by the sweeps
+MOVED = pathlib.Path(tempfile.gettempdir()) / "wmr_moved_goal"          # PushCube with its goal moved, built once
 EVAL_SEED = 700_000        # closed-loop starts, as chapter 6's: no dataset episode starts here
 RANK_SEED = 710_000        # ranking starts
 # MPPI in the latent; the frame predictor draws and re-reads every imagined frame, so it gets
@@ -110,14 +116,16 @@ def run_cell(cell: dict) -> dict:
     os.environ.setdefault("LP_NUM_THREADS", "1")
     import torch
 
-    from wmlib import envs, latent_control, latent_experiment as lx
+    from wmlib import data, envs, latent_control, latent_experiment as lx
     from wmlib.models import count_parameters
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     pix = lx.pixel_data()
+    moved = data.sequences(data.load(lx.moved_goal_episodes(MOVED), images=True))
     if cell["kind"] == "proprio":
-        return {**cell, "probe": lx.probe(None, pix), "seconds": time.perf_counter() - start}
+        return {**cell, "probe": lx.probe(None, pix), "shortcut": lx.shortcut(None, pix, moved),
+                "seconds": time.perf_counter() - start}
     if cell["kind"] == "state":
         return {**cell, **state_cell(cell, pix), "seconds": time.perf_counter() - start}
     model, history = trained(cell["family"], cell["seed"], cell["epochs"], pix)
@@ -130,7 +138,8 @@ def run_cell(cell: dict) -> dict:
     result = {**cell, "params": count_parameters(model), "train_seconds": history.seconds if history else None,
               "val_loss": history.val_loss if history else None, "last_parts": model.last_parts,
               "probe": lx.probe(model, pix, features), "drift": lx.drift(model, pix, PLANNER["horizon"], features),
-              "cube_drift_mm": lx.cube_drift_mm(model, pix, PLANNER["horizon"], features)}
+              "cube_drift_mm": lx.cube_drift_mm(model, pix, PLANNER["horizon"], features),
+              "shortcut": lx.shortcut(model, pix, moved, features)}
     env = envs.make("PushCube-v1", obs_mode="rgb", image_size=128, seed=EVAL_SEED)
     try:
         result["spearman"] = latent_control.ranking(model, env, range(RANK_SEED, RANK_SEED + cell["ranking"]),
@@ -199,7 +208,7 @@ def summarise(cells: list[dict]) -> dict:
     table = {}
     proprio = next((c for c in cells if c["kind"] == "proprio"), None)
     if proprio:
-        table["proprio_only"] = {"probe": proprio["probe"]}
+        table["proprio_only"] = {"probe": proprio["probe"], "shortcut": proprio["shortcut"]}
     for family in sorted({c["family"] for c in cells if c["kind"] == "main"}):
         runs = sorted((c for c in cells if c["kind"] == "main" and c["family"] == family), key=lambda c: c["seed"])
         row = {
@@ -211,6 +220,8 @@ def summarise(cells: list[dict]) -> dict:
             "cube_drift_mm": {"now": spread([c["cube_drift_mm"][0] for c in runs]),
                               "last": spread([c["cube_drift_mm"][-1] for c in runs])},
             "ranking_spearman": spread([float(np.nanmean(c["spearman"])) for c in runs]),
+            "shortcut_cube_mm": {where: spread([c["shortcut"][where]["cube"] for c in runs])
+                                 for where in ("test_mm", "moved_goal_mm")},
             "success": pooled(runs), "decision_seconds": spread([c["decision_seconds"] for c in runs]),
         }
         if "error_sources" in runs[0]:
@@ -278,6 +289,10 @@ def main() -> None:
     plan = [dict(kind="proprio")] + main_cells + [
         dict(kind="state", seed=s, horizon=h, replan=r, episodes=args.episodes)
         for s in args.seeds for h, r in [CHAPTER5, (8, 1)] + SWEEP]
+    if not args.summarise:
+        from wmlib.latent_experiment import moved_goal_episodes
+
+        moved_goal_episodes(MOVED)                      # once, before the cells read it
     done = run_cells(plan, cell_key, run_cell, path, args.jobs, run=not args.summarise)
     best = best_family([done[cell_key(c)] for c in main_cells if cell_key(c) in done])
     if best is not None and all(cell_key(c) in done for c in main_cells):        # the sweeps need every main cell

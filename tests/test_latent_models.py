@@ -251,3 +251,30 @@ def test_the_rssm_error_sources_split_observation_reward_and_horizon():
     sources = lx.rssm_error_sources(model, pix, horizon=3)
     assert 0 < sources["observation_psnr_db"] < 60
     assert len(sources["reward_rmse_imagined"]) == len(sources["reward_rmse_filtered"]) == 3
+
+
+def test_the_shortcut_measure_misplaces_the_cube_when_a_goal_reader_sees_a_moved_goal():
+    import dataclasses
+
+    from wmlib import latent_experiment as lx
+    from wmlib.models.train import episode_split
+
+    real = lx.pixel_data(path=FIXTURE, length=4)
+    layout, rng = real.layout, np.random.default_rng(0)
+    goal, cube = layout["extra/goal_pos"], layout["extra/obj_pose"]
+    episodes, steps = 40, 10
+    state = np.zeros((episodes * steps, 35), np.float32)
+    starts = rng.uniform(-0.1, 0.1, (episodes, 2))
+    state[:, goal.start:goal.start + 2] = np.repeat(starts + [0.125, 0.0], steps, axis=0)    # PushCube's rule
+    state[:, cube.start:cube.start + 2] = np.repeat(starts, steps, axis=0) + rng.normal(0, 0.002, (episodes * steps, 2))
+    seq = dataclasses.replace(real.seq, state=state, episode=np.repeat(np.arange(episodes), steps),
+                              proprio=rng.normal(size=(episodes * steps, 3)).astype(np.float32))
+    pix = lx.PixelData(seq, layout, episode_split(seq.episode, seed=0), 4)
+    moved = dataclasses.replace(seq, state=state.copy())
+    moved.state[:, goal.start + 1] += 0.1                                   # every goal 10 cm to the side
+    goal_reader = lambda s: torch.as_tensor(s.state[:, goal][:, :2])        # noqa: E731
+    cube_reader = lambda s: torch.as_tensor(s.state[:, cube][:, :2])        # noqa: E731
+    fooled = lx.shortcut(None, pix, moved, features=goal_reader(seq), moved_features=goal_reader(moved))
+    assert fooled["test_mm"]["cube"] < 5 and fooled["moved_goal_mm"]["cube"] > 90, fooled
+    honest = lx.shortcut(None, pix, moved, features=cube_reader(seq), moved_features=cube_reader(moved))
+    assert honest["moved_goal_mm"]["cube"] == pytest.approx(honest["test_mm"]["cube"], abs=1.0), honest

@@ -80,6 +80,31 @@ def test_shift_cube_moves_the_cube_in_the_table_plane_and_leaves_the_goal(env):
         tasks.shift_cube(env, (0.1, 0.0, 0.0))
 
 
+def test_shift_goal_moves_the_goal_and_leaves_the_cube_and_the_frame_shows_it(env):
+    env.reset(seed=4)
+    before = env.true_state()[0][0]
+    after = tasks.shift_goal(env, (-0.05, 0.04))
+    layout = env.state_layout
+    moved = after[layout["extra/goal_pos"]] - before[layout["extra/goal_pos"]]
+    assert torch.allclose(moved, torch.tensor([-0.05, 0.04, 0.0]), atol=1e-6)
+    assert torch.equal(after[layout["extra/obj_pose"]], before[layout["extra/obj_pose"]])
+    with pytest.raises(ValueError, match="dx, dy"):
+        tasks.shift_goal(env, (0.1,))
+    from wmlib import collect
+
+    camera = envs.make("PushCube-v1", obs_mode="rgb", image_size=64, seed=0)
+    try:
+        plain = collect.run_episode(camera, "PushCube-v1", "random", seed=5)
+        shifted = collect.run_episode(camera, "PushCube-v1", "random", seed=5,
+                                      start=lambda e: tasks.shift_goal(e, (0.0, 0.1)))
+    finally:
+        camera.close()
+    first = lambda ep: ep["steps"]["observation"]["image"][0].astype(int)  # noqa: E731
+    goal = lambda ep: ep["steps"]["observation"]["state"][0][layout["extra/goal_pos"]]  # noqa: E731
+    assert abs(goal(shifted)[1] - goal(plain)[1] - 0.1) < 1e-5, "the recorded state has the moved goal"
+    assert abs(first(shifted) - first(plain)).mean() > 1.0, "the first frame is taken after the move"
+
+
 def test_closed_loop_controller_succeeds_and_its_replay_repeats_it(env):
     layout = env.state_layout
     first = control.run_episode(env, scripted.controller_for("PushCube-v1", layout), seed=11)

@@ -40,14 +40,22 @@ class Disturbance:
         return self.start <= t < self.stop
 
 
-def run_episode(env, env_id: str, source: str, seed: int) -> dict:
-    """Play one episode of ``source`` in a CourseEnv made with obs_mode="rgb"; return it as arrays."""
+def run_episode(env, env_id: str, source: str, seed: int, start=None) -> dict:
+    """Play one episode of ``source`` in a CourseEnv made with obs_mode="rgb"; return it as arrays.
+
+    start(env): changes the scene after the reset (e.g. ``tasks.shift_goal``); the first
+    observation is then taken again, so the first frame shows the changed scene."""
     from wmlib import scripted
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; have {SOURCES}")
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
+    if start is not None:
+        from wmlib.envs import flatten_obs
+
+        start(env)
+        obs = flatten_obs(env.unwrapped.get_obs(), "rgb")
     state, layout = env.true_state()
     mistake = rng.choice(scripted.MISTAKES[env_id]) if source == "scripted_failure" else None
     controller = scripted.controller_for(env_id, layout, mistake=mistake, rng=rng)

@@ -226,6 +226,69 @@ def rssm_error_sources(model: rssm.RSSM, pix: PixelData, horizon: int, features:
             "reward_rmse_imagined": rmse(imagined)}
 
 
+def moved_goal_episodes(root, per_source: int = 10, seed: int = 800_000, reach: float = 0.1):
+    """PushCube episodes (the four sources, ``per_source`` each) whose goal marker is moved after the reset
+    by an offset drawn uniformly within ``reach`` metres in x and y (at least 5 cm from the cube), so the
+    marker no longer says where the cube starts. Written once as an RLDS dataset under ``root``;
+    returns its folder (loaded with ``data.load``)."""
+    import pathlib
+
+    from wmlib import collect, envs, tasks
+    from wmlib.data import rlds_builder
+    from wmlib.data.conventions import SOURCES
+
+    root = pathlib.Path(root)
+    folder = root / "wmr_maniskill" / "push_cube" / "1.0.0"
+    if (folder / "dataset_info.json").exists():
+        return folder
+    env = envs.make("PushCube-v1", obs_mode="rgb", image_size=128, seed=seed)
+
+    def move(e, rng):
+        state, layout = e.true_state()
+        cube, goal = state[0, layout["extra/obj_pose"]][:2], state[0, layout["extra/goal_pos"]][:2]
+        while True:
+            offset = torch.as_tensor(rng.uniform(-reach, reach, 2), dtype=torch.float32)
+            if float((goal + offset - cube).norm()) > 0.05:
+                return tasks.shift_goal(e, offset.tolist())
+
+    try:
+        episodes = []
+        for i, source in enumerate(s for s in SOURCES for _ in range(per_source)):
+            rng = np.random.default_rng([seed, i])
+            episodes.append(collect.run_episode(env, "PushCube-v1", source, seed + i, start=lambda e: move(e, rng)))
+        _, layout = env.true_state()
+    finally:
+        env.close()
+    return rlds_builder.write("PushCube-v1", episodes, layout, root)
+
+
+@torch.no_grad()
+def shortcut(model, pix: PixelData, moved: data.Sequences, features: torch.Tensor | None = None,
+             moved_features: torch.Tensor | None = None) -> dict:
+    """Does the latent read the cube, or the goal marker that usually stands at a fixed offset from it?
+
+    A linear read-out of the cube's and the goal's position (``ridge_fit`` on the training rows'
+    filtered features) is scored in millimetres on the test episodes and on episodes whose goal was
+    moved (``moved_goal_episodes``). A latent that finds the cube through the marker misplaces the
+    cube when the marker moves. ``model=None`` reads the proprioception alone.
+    """
+    if features is None:
+        features = torch.as_tensor(pix.seq.proprio) if model is None else filtered_features(model, pix.seq)
+    if moved_features is None:
+        moved_features = torch.as_tensor(moved.proprio) if model is None else filtered_features(model, moved)
+    train_rows, test_rows = np.flatnonzero(pix.split["train"]), np.flatnonzero(pix.split["test"])
+    read = ridge_fit(features[train_rows], pix.judged(train_rows))
+    moved_truth = np.concatenate([moved.state[:, pix.layout[key]][:, part] for key, part in JUDGED.values()], axis=1)
+
+    def error_mm(x, truth):
+        guess = read(x)
+        return {name: float(1000 * (guess[:, 2 * i:2 * i + 2] - torch.as_tensor(truth[:, 2 * i:2 * i + 2])).norm(
+            dim=-1).mean()) for i, name in enumerate(JUDGED)}
+
+    return {"test_mm": error_mm(features[test_rows], pix.judged(test_rows)),
+            "moved_goal_mm": error_mm(moved_features, moved_truth)}
+
+
 def drawn_frames(model, imagined: torch.Tensor, carry, actions) -> torch.Tensor | None:
     """The frames a model draws for its imagined features (B, H, 3, S, S), or None if it draws none."""
     if isinstance(model, frame_predictor.FramePredictor):

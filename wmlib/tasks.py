@@ -139,6 +139,32 @@ def shift_cube(env, offset) -> torch.Tensor:
     return state[0]
 
 
+def shift_goal(env, offset) -> torch.Tensor:
+    """Move the goal marker of a just-reset PushCube env by ``offset`` = (dx, dy) metres in the table plane.
+
+    PushCube places its goal at a fixed offset from the cube's start, so a model can read the cube's
+    start from the (large) goal marker; moving the goal breaks that shortcut. The cube stays where
+    it was. Returns the env's new true state (D,).
+    """
+    from mani_skill.utils.structs import Pose
+
+    base = env.unwrapped
+    if not hasattr(base, "goal_region"):
+        raise ValueError(f"{type(base).__name__} has no goal marker to move (goal_region)")
+    offset = torch.as_tensor(offset, dtype=torch.float32).flatten()
+    if offset.shape != (2,):
+        raise ValueError(f"offset must be (dx, dy) in metres, got shape {tuple(offset.shape)}")
+    pose = base.goal_region.pose
+    p = pose.p.clone()
+    p[:, :2] += offset.to(p.device)
+    base.goal_region.set_pose(Pose.create_from_pq(p=p, q=pose.q.clone()))
+    if base.gpu_sim_enabled:
+        base.scene._gpu_apply_all()
+        base.scene._gpu_fetch_all()
+    state, _ = env.true_state()
+    return state[0]
+
+
 def random_offset(radius: float, seed: int) -> tuple[float, float]:
     """A shift (dx, dy) of length ``radius`` metres in a direction drawn from ``seed`` (for ``shift_cube``)."""
     import numpy as np

@@ -44,6 +44,7 @@ def test_state_mode_steps_with_the_documented_layout(env_id):
     assert torch.allclose(obs[:, layout["extra/obj_pose"]], cube, atol=1e-5)
     # state is not frozen: the robot moved
     assert not torch.equal(trajectory[0][:, layout["agent/qpos"]], obs[:, layout["agent/qpos"]])
+    assert env.max_episode_steps == 50, "ManiSkill's time limit for these tasks, read through the wrappers"
 
 
 @pytest.mark.parametrize("env_id", TASKS)

@@ -179,6 +179,17 @@ class CourseEnv(gym.Wrapper):
     def control_freq(self) -> int:
         return self.env.unwrapped.control_freq
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The time limit: after this many steps an episode is cut short (truncated); None if there is none."""
+        inner = self.env
+        while inner is not None:
+            limit = getattr(inner, "_max_episode_steps", None)
+            if limit is not None:
+                return int(limit)
+            inner = getattr(inner, "env", None)
+        return None
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and not self._seeded:
             seed = self.first_seed

@@ -158,3 +158,24 @@ class BadShapeModel:
 def test_bad_input_is_refused_with_an_error_that_names_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_cem_update_refits_to_the_cheapest_and_receding_horizon_replans_on_schedule():
+    g = torch.Generator().manual_seed(0)
+    candidates, costs = torch.randn(20, 3, 2, generator=g), torch.randn(20, generator=g)
+    mean, std = planning.cem_update(candidates, costs, 4)
+    elites = candidates[torch.argsort(costs)[:4]]
+    torch.testing.assert_close(mean, elites.mean(0))
+    torch.testing.assert_close(std, elites.std(0, unbiased=False))
+    plans = []
+
+    def plan_fn(state, warm):
+        plans.append(warm)
+        return torch.full((3, 1), float(len(plans)))
+
+    def step_fn(action):
+        return torch.zeros(1), False
+
+    states, actions = planning.receding_horizon(plan_fn, step_fn, torch.zeros(1), replan_every=2, max_steps=5)
+    assert states.shape == (6, 1) and actions[:, 0].tolist() == [1.0, 1.0, 2.0, 2.0, 3.0]
+    assert plans[0] is None and plans[1][:, 0].tolist() == [1.0, 1.0, 1.0], "the warm start: the plan shifted by 2"

@@ -181,14 +181,21 @@ def cem(model: Model, cost: Cost, state: torch.Tensor, *, horizon: int, num_samp
         eps = _noise((num_samples, horizon, low.shape[0]), generator, state.device, uniform=False)
         candidates = torch.clamp(mu + std * eps, low, high)  # (N, H, A)
         costs = total_cost(model, cost, state, candidates)  # (N,)
-        elite_costs, order = torch.topk(costs, num_elites, largest=False)  # cheapest first
-        elites = candidates[order]  # (K, H, A)
-        better = elite_costs[0] < best_cost  # kept on the device: no wait for the answer here
-        best = torch.where(better, elites[0], best)
-        best_cost = torch.where(better, elite_costs[0], best_cost)
-        mu = elites.mean(dim=0)
-        std = torch.maximum(elites.std(dim=0, unbiased=False), min_std * span)
+        cheapest = torch.argmin(costs)
+        better = costs[cheapest] < best_cost  # kept on the device: no wait for the answer here
+        best = torch.where(better, candidates[cheapest], best)
+        best_cost = torch.where(better, costs[cheapest], best_cost)
+        mu, std = cem_update(candidates, costs, num_elites)
+        std = torch.maximum(std, min_std * span)
     return best
+
+
+def cem_update(candidates: torch.Tensor, costs: torch.Tensor, num_elites: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CEM's refit: the mean and standard deviation (H, A) of the ``num_elites`` cheapest candidates (N, H, A)
+    by their costs (N,); the spread divides by K (the elites' own spread, not an estimate of a wider one)."""
+    _, order = torch.topk(costs, num_elites, largest=False)  # cheapest first
+    elites = candidates[order]  # (K, H, A)
+    return elites.mean(dim=0), elites.std(dim=0, unbiased=False)
 
 
 def mppi_weights(costs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -246,6 +253,23 @@ def shift(plan: torch.Tensor, steps: int) -> torch.Tensor:
     if steps >= plan.shape[0]:
         return plan[-1:].expand(plan.shape[0], -1).clone()
     return torch.cat([plan[steps:], plan[-1:].expand(steps, -1)])
+
+
+def receding_horizon(plan_fn, step_fn, state: torch.Tensor, *, replan_every: int,
+                     max_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``RecedingHorizon`` in a loop: plan, execute the first ``replan_every`` actions, plan again from
+    the state reached, until step_fn(action) -> (state, done) says done or ``max_steps`` actions are sent.
+    Returns the states (T + 1, D), the first included, and the actions (T, A)."""
+    controller = RecedingHorizon(plan_fn, replan_every)
+    states, actions = [state], []
+    while len(actions) < max_steps:
+        action = controller(state)
+        state, done = step_fn(action)
+        states.append(state)
+        actions.append(action)
+        if done:
+            break
+    return torch.stack(states), torch.stack(actions)
 
 
 class RecedingHorizon:

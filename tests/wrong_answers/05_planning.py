@@ -6,10 +6,10 @@ are in scope."""
 WRONG = {
     "ex1_cem_update": '''
 def cem_update(candidates, costs, num_elites):
-    # the right elites, but torch.std's default spread (divides by K - 1): NaN for a single elite
-    _, order = torch.topk(costs, num_elites, largest=False)
+    # the cheapest by the size of the cost: right while every cost is positive, wrong once a cost is negative
+    _, order = torch.topk(costs.abs(), num_elites, largest=False)
     elites = candidates[order]
-    return elites.mean(dim=0), elites.std(dim=0)
+    return elites.mean(dim=0), elites.std(dim=0, unbiased=False)
 ''',
     "ex2_mppi_weights": '''
 def mppi_weights(costs, temperature):

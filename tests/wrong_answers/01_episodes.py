@@ -36,18 +36,19 @@ def make_transitions(episodes, key="observation/state"):
     return obs, act, nxt
 ''',
     "ex3_wam": '''
-def make_wam_tuples(episodes, key="observation/state"):
+def wam_tuples(episodes, key="observation/state"):
     # stores an empty instruction as the task "" instead of "unlabelled"
-    parts = {"obs": [], "lang": [], "act": [], "next_obs": [], "next_act": []}
+    parts = {name: [] for name in ("state", "language", "action", "next_state", "next_action", "episode", "step")}
     for e in episodes:
         k = e.num_actions - 1
         if k <= 0:
             continue
         s, a = e.steps[key], e.steps["action"]
-        parts["obs"].append(s[:k]); parts["act"].append(a[:k])
-        parts["next_obs"].append(s[1:k + 1]); parts["next_act"].append(a[1:k + 1])
-        parts["lang"].append(np.array([e.steps["language_instruction"][0]] * k, dtype=object))
-    return {name: np.concatenate(values) for name, values in parts.items()}
+        parts["state"].append(s[:k]); parts["action"].append(a[:k])
+        parts["next_state"].append(s[1:k + 1]); parts["next_action"].append(a[1:k + 1])
+        parts["language"].append(np.array([e.steps["language_instruction"][0]] * k, dtype=object))
+        parts["episode"].append(np.full(k, e.index)); parts["step"].append(np.arange(k))
+    return data.WamTuples(**{name: np.concatenate(values) for name, values in parts.items()})
 ''',
     "ex4_pyramid": '''
 def pyramid_table(episodes):

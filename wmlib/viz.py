@@ -1,4 +1,5 @@
-"""Looking at episodes: one step as a figure, a scrubber to move through time, action coverage.
+"""Looking at episodes and predictions: one step as a figure, a scrubber to move through time, action
+coverage, and an ensemble's open-loop rollouts against what was recorded, step by step.
 
 ``scrubber(episodes)`` shows frame t, the action a_t sent from it and frame t+1 side
 by side, above the state and action over the whole episode. It is an ordinary
@@ -51,7 +52,8 @@ def show_step(episode, t: int, layout: dict | None = None):
     else:
         ax_state.plot(state[:, : min(6, state.shape[1])])
     ax_state.set_title("state over the episode")
-    ax_state.legend(fontsize=7, ncol=2)
+    if shown:
+        ax_state.legend(fontsize=7, ncol=2)
     ax_actions.plot(steps["action"][:-1])
     ax_actions.set_title("actions over the episode (last step has none)")
     ax_actions.legend(names, fontsize=7, ncol=2)
@@ -85,7 +87,9 @@ def scrubber(episodes, layout: dict | None = None, episode: int = 0, t: int = 0)
 
     def redraw(_=None):
         time.max = len(episodes[pick.value]) - 2
-        handle.update(figure(pick.value, min(time.value, time.max)))
+        fig = figure(pick.value, min(time.value, time.max))
+        if handle is not None:                        # None outside a notebook: nothing to redraw in place
+            handle.update(fig)
 
     pick.observe(redraw, names="value")
     time.observe(redraw, names="value")
@@ -114,3 +118,75 @@ def action_coverage(actions_by_source: dict[str, np.ndarray], bins: int = 10):
         ax.set_ylabel("dy")
     fig.suptitle("action coverage (log counts of meaningful actions)")
     return fig
+
+
+def rollout_figure(start, future, predicted, parts: dict, k: int, title: str = ""):
+    """One window of open-loop predictions against what was recorded, on the table seen from above, to step k.
+
+    start (D,), future (H, D): the recorded state at the window's start and after each of its H actions;
+    predicted (E, H, D): each ensemble member's prediction; parts: name -> slice of the state whose first
+    two numbers are an (x, y) position in metres (e.g. the gripper's and the cube's). Recorded paths are
+    solid, each member's thin and dashed, their mean thick and dashed. Returns (figure, the mean's
+    distance from the recorded position after k steps in millimetres, per part).
+    """
+    import matplotlib.pyplot as plt
+
+    start, future, predicted = (np.asarray(x, dtype=np.float64) for x in (start, future, predicted))
+    horizon = future.shape[0]
+    if not 1 <= k <= horizon:
+        raise ValueError(f"k must be between 1 and the window's {horizon} steps, got {k}")
+    if predicted.shape[1:] != future.shape:
+        raise ValueError(f"predicted must be (E, H, D) = (E, {future.shape}), got {predicted.shape}")
+    recorded = np.concatenate([start[None], future])                                   # (H + 1, D)
+    members = np.concatenate([np.broadcast_to(start, (len(predicted), 1, start.size)), predicted], axis=1)
+    mean = members.mean(axis=0)
+    fig, ax = plt.subplots(figsize=(6.2, 5), layout="constrained")
+    errors = {}
+    for colour, (name, where) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), parts.items()):
+        xy = lambda path: path[..., where][..., :2]                                      # noqa: E731
+        ax.plot(*xy(recorded)[: k + 1].T, "-o", ms=3, color=colour, label=f"{name}: recorded")
+        for member in members:
+            ax.plot(*xy(member)[: k + 1].T, "--", lw=0.7, alpha=0.5, color=colour)
+        ax.plot(*xy(mean)[: k + 1].T, "--x", lw=2, ms=4, color=colour, label=f"{name}: members' mean")
+        errors[name] = float(1000 * np.linalg.norm(xy(mean)[k] - xy(recorded)[k]))
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.axis("equal")
+    ax.legend(fontsize=8)
+    ax.set_title((f"{title}\n" if title else "") + f"after {k} of {horizon} steps: " +
+                 ", ".join(f"{name} off by {mm:.0f} mm" for name, mm in errors.items()), fontsize=9)
+    return fig, errors
+
+
+def rollout_explorer(start, future, predicted, parts: dict, choices: dict, k: int | None = None):
+    """Pick a window, slide the horizon: ``rollout_figure`` redrawn in place. start (W, D), future (W, H, D),
+    predicted (E, W, H, D); choices: label -> window index. Returns the controls (already displayed);
+    ``controls.shown`` holds the window, k and errors of the figure on screen."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    horizon = np.asarray(future).shape[1]
+    labels = list(choices)
+
+    def figure(label, steps):
+        w = choices[label]
+        fig, errors = rollout_figure(start[w], future[w], predicted[:, w], parts, steps, title=label)
+        plt.close(fig)                                  # shown through the display handle, not twice
+        controls.shown = {"window": w, "k": steps, "errors_mm": errors}
+        return fig
+
+    pick = widgets.Dropdown(options=labels, value=labels[0], description="window")
+    steps = widgets.IntSlider(value=k or horizon, min=1, max=horizon, description="steps k", continuous_update=False)
+    controls = widgets.HBox([pick, steps])
+    handle = display(figure(pick.value, steps.value), display_id=True)
+
+    def redraw(_=None):
+        fig = figure(pick.value, steps.value)
+        if handle is not None:
+            handle.update(fig)
+
+    pick.observe(redraw, names="value")
+    steps.observe(redraw, names="value")
+    display(controls)
+    return controls

@@ -1,0 +1,50 @@
+"""The course's figures and widgets, headless: their callbacks redraw what the controls say."""
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from wmlib import data, viz  # noqa: E402
+
+PARTS = {"gripper": slice(0, 2), "cube": slice(2, 4)}
+
+
+def windows():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(3, 4))
+    future = start[:, None] + np.cumsum(rng.normal(0, 0.01, (3, 5, 4)), axis=1)
+    predicted = future[None] + rng.normal(0, 0.002, (4, 3, 5, 4))
+    return start, future, predicted
+
+
+def test_the_rollout_figure_reports_the_mean_prediction_error_in_millimetres():
+    start, future, predicted = windows()
+    predicted = np.repeat(future[None], 2, axis=0).copy()
+    predicted[:, 0, 2, 2] += 0.03                                 # the cube 3 cm off in x at step 3, window 0
+    _, errors = viz.rollout_figure(start[0], future[0], predicted[:, 0], PARTS, k=3)
+    assert errors["cube"] == pytest.approx(30.0) and errors["gripper"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="between 1 and"):
+        viz.rollout_figure(start[0], future[0], predicted[:, 0], PARTS, k=6)
+
+
+def test_the_rollout_explorer_redraws_for_the_window_and_horizon_chosen():
+    start, future, predicted = windows()
+    controls = viz.rollout_explorer(start, future, predicted, PARTS, {"first": 0, "last": 2}, k=2)
+    pick, steps = controls.children
+    assert controls.shown["window"] == 0 and controls.shown["k"] == 2
+    steps.value = 5
+    assert controls.shown["k"] == 5
+    pick.value = "last"
+    assert controls.shown["window"] == 2 and controls.shown["k"] == 5
+    _, expected = viz.rollout_figure(start[2], future[2], predicted[:, 2], PARTS, 5)
+    assert controls.shown["errors_mm"] == expected
+
+
+def test_the_scrubber_follows_its_controls():
+    episodes = data.load("datasets/fixture/wmr_maniskill/push_cube/1.0.0", images=False)
+    controls = viz.scrubber(episodes)
+    pick, time = controls.children
+    pick.value = 1
+    assert time.max == len(episodes[1]) - 2, "the slider's range follows the episode picked"
+    time.value = time.max                                          # the last step with an action draws

@@ -22,8 +22,6 @@ per-seed paired differences against the policy, goes to ``benchmarks/results/wam
 ``idm_true`` acts from the true future, which only an oracle knows, so it is measured offline only.
 """
 import argparse
-import json
-import multiprocessing
 import os
 import pathlib
 import tempfile
@@ -31,7 +29,7 @@ import time
 
 import numpy as np
 
-from common import RESULTS, write
+from common import RESULTS, run_cells, write
 
 CELLS = RESULTS / "wam_cells.jsonl"
 JUDGES = pathlib.Path(tempfile.gettempdir()) / "wmr_wam_judges"     # trained idm_true judges, reused
@@ -190,22 +188,7 @@ def main() -> None:
     plan += [dict(variant=v, demos=largest, seed=s, stress=True, **common)
              for s in args.seeds for v in args.variants if v in CLOSED_LOOP]
     path = pathlib.Path(args.cells)
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                c = json.loads(line)
-                done[cell_key(c)] = c
-    todo = [c for c in plan if cell_key(c) not in done]
-    print(f"{len(plan)} cells, {len(plan) - len(todo)} already in {path}, {len(todo)} to run on {args.jobs} job(s)")
-    if todo and not args.summarise:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with multiprocessing.get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
-            for result in pool.imap_unordered(run_cell, todo):
-                with path.open("a") as f:
-                    f.write(json.dumps(result) + "\n")
-                done[cell_key(result)] = result
-                print(f"done {cell_key(result)} in {result['seconds']:.0f} s", flush=True)
+    done = run_cells(plan, cell_key, run_cell, path, args.jobs, run=not args.summarise)
     cells = [done[cell_key(c)] for c in plan if cell_key(c) in done]
     write("wam_quick" if args.quick else "wam", {
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "cells", "summarise")},

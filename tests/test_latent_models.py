@@ -228,6 +228,7 @@ def test_the_benchmark_picks_the_best_family_and_pairs_it_with_the_state_planner
         return {"kind": "main", "family": family, "seed": seed, "epochs": 1, "episodes": 4, "ranking": 2,
                 "per_start": wins, "spearman": [rho, rho], "params": 10, "planner": {}, "train_seconds": 1.0,
                 "probe": {"cube": 0.5, "goal": 0.1}, "drift": {"latent": [0.1, 0.2]}, "cube_drift_mm": [5.0, 9.0],
+                "shortcut": {"test_mm": {"cube": 20.0, "goal": 10.0}, "moved_goal_mm": {"cube": 60.0, "goal": 90.0}},
                 "decision_seconds": 0.01}
 
     cells = [main("jepa", s, [0, 0, 0, 0], 0.9) for s in range(3)] + [main("rssm", s, [1, 0, 0, 0], 0.1)
@@ -241,6 +242,7 @@ def test_the_benchmark_picks_the_best_family_and_pairs_it_with_the_state_planner
     row = table["state_vs_pixels"]["rows"][0]
     assert (row["horizon"], row["replan_every"]) == (8, 1) and row["rssm"]["trials"] == 12
     assert row["pixels_vs_state"]["verdict"] == "below the state planner"
+    assert table["rssm"]["shortcut_cube_mm"]["moved_goal_mm"]["mean"] == 60.0
 
 
 def test_the_rssm_error_sources_split_observation_reward_and_horizon():

@@ -117,26 +117,32 @@ def cost_for(env_id: str, layout: dict, learned_model: bool = False, **weights):
     return COSTS[env_id](layout, **weights)
 
 
-def shift_cube(env, offset) -> torch.Tensor:
-    """Move the cube of a just-reset PushCube/PickCube env by ``offset`` = (dx, dy) metres in the table plane.
-
-    The goal stays where it was. Returns the env's new true state (D,).
-    """
+def shift_actor(env, actor, offset) -> torch.Tensor:
+    """Move a ManiSkill actor of a just-reset env by ``offset`` = (dx, dy) metres in the table plane;
+    returns the env's new true state (D,)."""
     from mani_skill.utils.structs import Pose
 
-    base = env.unwrapped
     offset = torch.as_tensor(offset, dtype=torch.float32).flatten()
     if offset.shape != (2,):
         raise ValueError(f"offset must be (dx, dy) in metres, got shape {tuple(offset.shape)}")
-    pose = base.obj.pose
+    pose = actor.pose
     p = pose.p.clone()
     p[:, :2] += offset.to(p.device)
-    base.obj.set_pose(Pose.create_from_pq(p=p, q=pose.q.clone()))
+    actor.set_pose(Pose.create_from_pq(p=p, q=pose.q.clone()))
+    base = env.unwrapped
     if base.gpu_sim_enabled:
         base.scene._gpu_apply_all()
         base.scene._gpu_fetch_all()
     state, _ = env.true_state()
     return state[0]
+
+
+def shift_cube(env, offset) -> torch.Tensor:
+    """Move the cube of a just-reset PushCube/PickCube env by ``offset`` = (dx, dy) metres in the table plane.
+
+    The goal stays where it was. Returns the env's new true state (D,).
+    """
+    return shift_actor(env, env.unwrapped.obj, offset)
 
 
 def shift_goal(env, offset) -> torch.Tensor:
@@ -146,23 +152,10 @@ def shift_goal(env, offset) -> torch.Tensor:
     start from the (large) goal marker; moving the goal breaks that shortcut. The cube stays where
     it was. Returns the env's new true state (D,).
     """
-    from mani_skill.utils.structs import Pose
-
     base = env.unwrapped
     if not hasattr(base, "goal_region"):
         raise ValueError(f"{type(base).__name__} has no goal marker to move (goal_region)")
-    offset = torch.as_tensor(offset, dtype=torch.float32).flatten()
-    if offset.shape != (2,):
-        raise ValueError(f"offset must be (dx, dy) in metres, got shape {tuple(offset.shape)}")
-    pose = base.goal_region.pose
-    p = pose.p.clone()
-    p[:, :2] += offset.to(p.device)
-    base.goal_region.set_pose(Pose.create_from_pq(p=p, q=pose.q.clone()))
-    if base.gpu_sim_enabled:
-        base.scene._gpu_apply_all()
-        base.scene._gpu_fetch_all()
-    state, _ = env.true_state()
-    return state[0]
+    return shift_actor(env, base.goal_region, offset)
 
 
 def random_offset(radius: float, seed: int) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from wmlib.models.latent import Memoryless
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.pixels import FrameDecoder, ObservationEncoder, as_pixels
 
@@ -28,7 +29,7 @@ def psnr(drawn: torch.Tensor, real) -> torch.Tensor:
     return (10 * torch.log10(1.0 / error)).reshape(lead)
 
 
-class FramePredictor(nn.Module):
+class FramePredictor(Memoryless, nn.Module):
     """Predicts the next observation (frame and proprioception) from the observation and the action."""
 
     def __init__(self, proprio_dim: int, action_dim: int, embed_dim: int = 128, hidden: int = 128,
@@ -47,25 +48,15 @@ class FramePredictor(nn.Module):
     def proprio_norm(self) -> Normaliser:
         return self.observe.proprio_norm
 
+    def encode(self, frames, proprio) -> torch.Tensor:
+        return self.observe(frames, proprio)
+
     def next_embedding(self, e: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return e + self.transition(torch.cat([e, action], dim=-1))
 
     def draw(self, e_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A predicted next embedding -> (frames (B, 3, S, S) in [0, 1], proprio (B, P) in physical units)."""
         return self.decoder(e_next), self.proprio_norm.denormalise(self.proprio_head(e_next))
-
-    def initial(self, batch: int):
-        return None
-
-    @torch.no_grad()
-    def filter_step(self, carry, action, frames, proprio) -> torch.Tensor:
-        return self.observe(frames, proprio)
-
-    def feature(self, carry) -> torch.Tensor:
-        return carry
-
-    def carry_of(self, feature: torch.Tensor) -> torch.Tensor:
-        return feature
 
     def imagine(self, carry, actions: torch.Tensor, frames_out: list | None = None):
         """Roll through pixels: each predicted observation is drawn, then read again. frames_out, if given,

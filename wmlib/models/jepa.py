@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wmlib.models.latent import ema_update, moving_average_copy
+from wmlib.models.latent import Memoryless, ema_update, moving_average_copy
 from wmlib.models.pixels import ObservationEncoder
 
 
@@ -44,7 +44,7 @@ def collapse_guard(z: torch.Tensor, target_std: float = 1.0, covariance_weight: 
     return variance + covariance_weight * (off_diagonal ** 2).sum() / z.shape[1]
 
 
-class JEPA(nn.Module):
+class JEPA(Memoryless, nn.Module):
     """An action-conditioned joint-embedding predictive model; its feature is the embedding (latent_dim)."""
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
@@ -70,19 +70,6 @@ class JEPA(nn.Module):
         return z + self.predictor(torch.cat([z, action], dim=-1))
 
     # the latent-model contract: no memory, the carry is the embedding
-    def initial(self, batch: int):
-        return None
-
-    @torch.no_grad()
-    def filter_step(self, carry, action, frames, proprio) -> torch.Tensor:
-        return self.encode(frames, proprio)
-
-    def feature(self, carry) -> torch.Tensor:
-        return carry
-
-    def carry_of(self, feature: torch.Tensor) -> torch.Tensor:
-        return feature
-
     def imagine(self, carry, actions: torch.Tensor):
         z, features = carry, []
         for t in range(actions.shape[1]):

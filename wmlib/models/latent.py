@@ -46,6 +46,24 @@ class LatentModel(Protocol):
     def loss(self, **window) -> torch.Tensor: ...
 
 
+class Memoryless:
+    """The latent-model contract for a model without memory: the carry is the encoding of the last
+    observation (``self.encode(frames, proprio) -> (B, F)``), so filtering forgets the past."""
+
+    def initial(self, batch: int):
+        return None
+
+    @torch.no_grad()
+    def filter_step(self, carry, action, frames, proprio) -> torch.Tensor:
+        return self.encode(frames, proprio)
+
+    def feature(self, carry) -> torch.Tensor:
+        return carry
+
+    def carry_of(self, feature: torch.Tensor) -> torch.Tensor:
+        return feature
+
+
 def fit_proprio(model: nn.Module, proprio) -> nn.Module:
     """Fit the proprioception normaliser of every observation encoder in a model (its target copies
     included) on training proprioception (N, P); returns the model."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wmlib.models.latent import ema_update, moving_average_copy, n_step_return
+from wmlib.models.latent import Memoryless, ema_update, moving_average_copy, n_step_return
 from wmlib.models.pixels import ObservationEncoder
 
 
@@ -48,7 +48,7 @@ def consistency_loss(predicted: torch.Tensor, target: torch.Tensor, rho: float =
     return (weights * per_step).sum() / weights.sum()
 
 
-class TaskLatent(nn.Module):
+class TaskLatent(Memoryless, nn.Module):
     """A decoder-free latent trained on consistency, reward and a temporal-difference value."""
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
@@ -73,19 +73,6 @@ class TaskLatent(nn.Module):
 
     def value(self, z: torch.Tensor) -> torch.Tensor:
         return self.value_head(z).squeeze(-1)
-
-    def initial(self, batch: int):
-        return None
-
-    @torch.no_grad()
-    def filter_step(self, carry, action, frames, proprio) -> torch.Tensor:
-        return self.encode(frames, proprio)
-
-    def feature(self, carry) -> torch.Tensor:
-        return carry
-
-    def carry_of(self, feature: torch.Tensor) -> torch.Tensor:
-        return feature
 
     def imagine(self, carry, actions: torch.Tensor):
         z, features, rewards = carry, [], []

@@ -16,11 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wmlib.models.latent import ema_update, moving_average_copy, n_step_return
+from wmlib.models.latent import Memoryless, ema_update, moving_average_copy, n_step_return
 from wmlib.models.pixels import ObservationEncoder
 
 
-class ValueEquivalent(nn.Module):
+class ValueEquivalent(Memoryless, nn.Module):
     """Representation, dynamics, reward and value: trained on rewards and n-step returns only."""
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
@@ -43,19 +43,6 @@ class ValueEquivalent(nn.Module):
 
     def value(self, s: torch.Tensor) -> torch.Tensor:
         return self.value_head(s).squeeze(-1)
-
-    def initial(self, batch: int):
-        return None
-
-    @torch.no_grad()
-    def filter_step(self, carry, action, frames, proprio) -> torch.Tensor:
-        return self.encode(frames, proprio)
-
-    def feature(self, carry) -> torch.Tensor:
-        return carry
-
-    def carry_of(self, feature: torch.Tensor) -> torch.Tensor:
-        return feature
 
     def imagine(self, carry, actions: torch.Tensor):
         s, features, rewards = carry, [], []

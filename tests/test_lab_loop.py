@@ -35,10 +35,13 @@ def test_episodes_wait_in_the_outbox_while_replay_is_down_then_all_arrive(tmp_pa
         assert np.isfinite(ep.steps["action"][:-1]).all() and ep.metadata["end"] in ("timeout", "success")
         assert np.abs(np.diff(ep.steps["action"][:-1], axis=0)).max() <= 0.05 + 1e-6, "executed = clamped"
         state, target = ep.steps["observation/state"], ep.steps["action"][:-1]
-        after, before = np.abs(state[1:] - target).mean(), np.abs(state[:-1] - target).mean()
+        moved = np.abs(state[:-1] - target).max(axis=1) > 1e-3              # steps whose target asked to move
+        after = np.median(np.abs(state[1:] - target).max(axis=1)[moved])
+        before = np.median(np.abs(state[:-1] - target).max(axis=1)[moved])
         assert after < 0.2 * before, (f"episode {ep.metadata['episode_id']}: the state recorded after a target is "
-                                      f"{after:.4f} rad from it, the state before {before:.4f}: the next state must "
-                                      "be read a control period after the target was sent (the fake servos reach it)")
+                                      f"typically {after:.4f} rad from it, the state before {before:.4f}: the next "
+                                      "state must be read a control period after the target was sent (the fake "
+                                      "servos reach it within one; a missed period here and there is allowed)")
     server = rp.serve(port, prefill=1)
     replay = rp.Replay(f"localhost:{port}")
     outbox = rp.Outbox(tmp_path / "episodes" / "replayed.txt")

@@ -48,3 +48,14 @@ def test_the_scrubber_follows_its_controls():
     pick.value = 1
     assert time.max == len(episodes[1]) - 2, "the slider's range follows the episode picked"
     time.value = time.max                                          # the last step with an action draws
+
+
+def test_imagined_frames_sit_under_the_real_ones_with_their_psnr():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    exact = real.transpose(0, 3, 1, 2) / 255.0
+    noisy = np.clip(exact + rng.normal(0, 0.1, exact.shape), 0, 1)
+    fig, scores = viz.imagined_frames(real, np.concatenate([exact[:2], noisy[2:]]), every=1)
+    assert len(fig.axes) == 8 and scores[0] > 60 and 15 < scores[3] < 25, scores
+    with pytest.raises(ValueError, match="must match"):
+        viz.imagined_frames(real, exact[:3])

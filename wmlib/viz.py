@@ -190,3 +190,32 @@ def rollout_explorer(start, future, predicted, parts: dict, choices: dict, k: in
     steps.observe(redraw, names="value")
     display(controls)
     return controls
+
+
+def imagined_frames(real, drawn, every: int = 1, title: str = ""):
+    """Real frames above the frames a model drew for the same steps, with each drawn frame's PSNR (dB).
+
+    real: (H, S, S, 3) uint8 or (H, 3, S, S) in [0, 1]; drawn: (H, 3, S, S) in [0, 1] (a decoder's output);
+    every: show every n-th step. A sharp drawing is not the same as a right one: compare the cube, not the
+    texture of the table."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from wmlib.models.frame_predictor import psnr
+    from wmlib.models.pixels import as_pixels
+
+    drawn = torch.as_tensor(drawn, dtype=torch.float32)
+    truth, _ = as_pixels(real, drawn.shape[-1])
+    if truth.shape != drawn.shape:
+        raise ValueError(f"real and drawn frames must match: {tuple(truth.shape)} against {tuple(drawn.shape)}")
+    scores = psnr(drawn, truth).tolist()
+    shown = list(range(0, len(drawn), every))
+    fig, axes = plt.subplots(2, len(shown), figsize=(1.6 * len(shown), 3.6), squeeze=False, layout="constrained")
+    for column, k in enumerate(shown):
+        for row, frames in enumerate((truth, drawn)):
+            axes[row, column].imshow(frames[k].permute(1, 2, 0).clamp(0, 1).numpy())
+            axes[row, column].axis("off")
+        axes[0, column].set_title(f"step {k + 1}", fontsize=8)
+        axes[1, column].set_title(f"{scores[k]:.1f} dB", fontsize=8)
+    fig.suptitle(title or "recorded (top) and imagined (bottom)", fontsize=10)
+    return fig, scores

@@ -99,15 +99,22 @@ def state_cell(cell: dict, pix) -> dict:
             "decision_seconds": played.planning_seconds / max(played.decisions, 1)}
 
 
-def closed_loop(model, family: str, settings: dict, episodes: int) -> dict:
+def play_starts(policy_for, episodes: int) -> list:
+    """One episode from each closed-loop start, the policy made for its seed: policy_for(seed) -> policy."""
     from wmlib import envs, latent_control
 
     env = envs.make("PushCube-v1", obs_mode="rgb", image_size=128, seed=EVAL_SEED)
     try:
-        runs = [latent_control.play(env, latent_control.LatentPlanner(model, seed=s, **settings), seed=s)
-                for s in range(EVAL_SEED, EVAL_SEED + episodes)]
+        return [latent_control.play(env, policy_for(s), seed=s) for s in range(EVAL_SEED, EVAL_SEED + episodes)]
     finally:
         env.close()
+
+
+def closed_loop(model, settings: dict, episodes: int) -> dict:
+    """MPPI in the model's latent on the closed-loop starts."""
+    from wmlib import latent_control
+
+    runs = play_starts(lambda s: latent_control.LatentPlanner(model, seed=s, **settings), episodes)
     return {"planner": settings, "per_start": [int(r.success) for r in runs], "steps": [r.steps for r in runs],
             "decision_seconds": float(np.mean([r.decision_seconds for r in runs]))}
 
@@ -132,7 +139,7 @@ def run_cell(cell: dict) -> dict:
     settings = {**PLANNER, **FEWER.get(cell["family"], {})}
     if cell["kind"] == "sweep":
         settings.update(horizon=cell["horizon"], replan_every=cell["replan"])
-        return {**cell, **closed_loop(model, cell["family"], settings, cell["episodes"]),
+        return {**cell, **closed_loop(model, settings, cell["episodes"]),
                 "seconds": time.perf_counter() - start}
     features = lx.filtered_features(model, pix.seq)
     result = {**cell, "params": count_parameters(model), "train_seconds": history.seconds if history else None,
@@ -150,26 +157,21 @@ def run_cell(cell: dict) -> dict:
         result["error_sources"] = lx.rssm_error_sources(model, pix, PLANNER["horizon"], features)
     if cell["family"] == "vmc":
         result["controller"] = controller_cell(model, pix, features, cell)
-    return {**result, **closed_loop(model, cell["family"], settings, cell["episodes"]),
+    return {**result, **closed_loop(model, settings, cell["episodes"]),
             "seconds": time.perf_counter() - start}
 
 
 def controller_cell(model, pix, features, cell: dict) -> dict:
     """World Models' C: a linear controller searched inside the model (from 256 training rows' filtered
     states, 20 imagined steps), then run on the closed-loop starts."""
-    from wmlib import envs, latent_control
+    from wmlib import latent_control
     from wmlib.models import vmc
 
     rows = np.random.default_rng(cell["seed"]).choice(np.flatnonzero(pix.split["train"]), 256, replace=False)
     start = time.perf_counter()
     controller, best = vmc.train_controller(model, model.carry_of(features[rows]), horizon=20, seed=cell["seed"])
     seconds = time.perf_counter() - start
-    env = envs.make("PushCube-v1", obs_mode="rgb", image_size=128, seed=EVAL_SEED)
-    try:
-        runs = [latent_control.play(env, latent_control.ControllerPolicy(model, controller), seed=s)
-                for s in range(EVAL_SEED, EVAL_SEED + cell["episodes"])]
-    finally:
-        env.close()
+    runs = play_starts(lambda s: latent_control.ControllerPolicy(model, controller), cell["episodes"])
     return {"search_seconds": seconds, "imagined_return_by_generation": best,
             "per_start": [int(r.success) for r in runs], "steps": [r.steps for r in runs]}
 

@@ -38,8 +38,24 @@ def observe(env, raw) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor(frame), torch.as_tensor(proprio, dtype=torch.float32)
 
 
+class Filtering:
+    """What every policy on a latent model does first each step: take in the action it sent last and the
+    observation that followed (``filter_step``). Subclasses set ``model`` and choose the action in ``act``."""
+
+    def reset(self) -> None:
+        self.carry = self.model.initial(1)
+        self.last_action = torch.zeros(1, self.model.action_dim)
+
+    def take_in(self, frame, proprio) -> None:
+        self.carry = self.model.filter_step(self.carry, self.last_action, frame, proprio)
+
+    def sent(self, action: torch.Tensor) -> torch.Tensor:
+        self.last_action = action[None]
+        return action
+
+
 @dataclasses.dataclass
-class LatentPlanner:
+class LatentPlanner(Filtering):
     """A policy that plans in a latent model's imagination: call ``reset`` at an episode's start, then
     ``act(frame, proprio)`` once per step; ``terminal_value`` adds the model's value at the horizon."""
     model: object
@@ -58,13 +74,12 @@ class LatentPlanner:
         self.reset()
 
     def reset(self) -> None:
-        self.carry = self.model.initial(1)
-        self.last_action = torch.zeros(1, self.model.action_dim)
+        super().reset()
         self.plan, self.since = None, 0
 
     @torch.no_grad()
     def act(self, frame, proprio) -> torch.Tensor:
-        self.carry = self.model.filter_step(self.carry, self.last_action, frame, proprio)
+        self.take_in(frame, proprio)
         if self.plan is None or self.since >= self.replan_every:
             warm = planning.shift(self.plan, self.since) if self.plan is not None else None
             self.plan = planning.mppi(self.planning, self.cost, self.planning.state_of(self.carry),
@@ -72,14 +87,12 @@ class LatentPlanner:
                                       high=torch.ones(4), iterations=self.iterations, temperature=self.temperature,
                                       mean=warm, generator=self.generator)
             self.since = 0
-        action = self.plan[self.since]
         self.since += 1
-        self.last_action = action[None]
-        return action
+        return self.sent(self.plan[self.since - 1])
 
 
 @dataclasses.dataclass
-class ControllerPolicy:
+class ControllerPolicy(Filtering):
     """A policy that needs no planning: a controller on the model's filtered feature (World Models' C),
     ``act(frame, proprio)`` once per step after ``reset``."""
     model: object
@@ -88,16 +101,10 @@ class ControllerPolicy:
     def __post_init__(self):
         self.reset()
 
-    def reset(self) -> None:
-        self.carry = self.model.initial(1)
-        self.last_action = torch.zeros(1, self.model.action_dim)
-
     @torch.no_grad()
     def act(self, frame, proprio) -> torch.Tensor:
-        self.carry = self.model.filter_step(self.carry, self.last_action, frame, proprio)
-        action = self.controller(self.model.feature(self.carry))[0]
-        self.last_action = action[None]
-        return action
+        self.take_in(frame, proprio)
+        return self.sent(self.controller(self.model.feature(self.carry))[0])
 
 
 @dataclasses.dataclass
@@ -143,6 +150,7 @@ def ranking(model, env, seeds, candidates: int = 16, horizon: int = 8, seed: int
     imagined rewards) and the simulator's true return over ``candidates`` random action sequences."""
     copy = sim_model.make_copy(env)
     generator = torch.Generator().manual_seed(seed)
+    imagining = LatentPlanningModel(model)
     out = []
     try:
         for s in seeds:
@@ -150,8 +158,7 @@ def ranking(model, env, seeds, candidates: int = 16, horizon: int = 8, seed: int
             frame, proprio = observe(env, raw)
             carry = model.filter_step(model.initial(1), torch.zeros(1, model.action_dim), frame, proprio)
             plans = torch.rand(candidates, horizon, model.action_dim, generator=generator) * 2 - 1
-            many = model.carry_of(model.feature(carry).expand(candidates, -1))
-            imagined = model.imagine(many, plans)[1].sum(1)
+            imagined = imagining.rollout(imagining.state_of(carry), plans)[0, ..., -1].sum(1)   # summed rewards
             out.append(float(spearmanr(imagined.numpy(), true_returns(env, copy, plans).numpy()).statistic))
     finally:
         copy.close()

@@ -49,8 +49,12 @@ class PixelData:
 
     def judged(self, rows) -> np.ndarray:
         """(N, 2 * len(JUDGED)) the true positions the probes read, from the simulator's state."""
-        state = self.seq.state[rows]
-        return np.concatenate([state[:, self.layout[key]][:, part] for key, part in JUDGED.values()], axis=1)
+        return judged_of(self.seq.state[rows], self.layout)
+
+
+def judged_of(state: np.ndarray, layout: dict[str, slice], names=tuple(JUDGED)) -> np.ndarray:
+    """States (N, D) -> (N, 2 * len(names)): the x, y of each judged position named, in that order."""
+    return np.concatenate([state[:, layout[JUDGED[n][0]]][:, JUDGED[n][1]] for n in names], axis=1)
 
 
 def pixel_data(config: str = "push_cube", frame_size: int = 64, length: int = 8, seed: int = 0,
@@ -141,10 +145,7 @@ def drift(model, pix: PixelData, horizon: int, features: torch.Tensor | None = N
     filtered features (0: perfect; 1: as far as a random feature). Where the model draws frames,
     also the PSNR (dB) of the drawn frames against the real ones, per step."""
     features = filtered_features(model, pix.seq) if features is None else features
-    starts = test_windows(pix, horizon, max_starts)
-    window = pix.seq.window(starts, horizon)
-    carry = model.carry_of(features[starts])
-    imagined, _ = model.imagine(carry, window["action"])                          # (B, H, F)
+    starts, window, carry, imagined, _ = imagined_test_windows(model, pix, horizon, features, max_starts)
     real = features[starts[:, None] + np.arange(1, horizon + 1)]                   # (B, H, F)
     scale = features[pix.split["test"]].var(0).sum()
     out = {"latent": (((imagined - real) ** 2).sum(-1).mean(0) / scale).tolist()}
@@ -160,9 +161,19 @@ def test_windows(pix: PixelData, horizon: int, max_starts: int = 256) -> np.ndar
     return starts[pix.split["test"][starts]][:max_starts]
 
 
+def imagined_test_windows(model, pix: PixelData, horizon: int, features: torch.Tensor, max_starts: int = 256):
+    """From the filtered features at test window starts, imagine ``horizon`` steps with the actions really
+    taken: (starts (B,), the windows (``Sequences.window``), carry, features (B, H, F), rewards (B, H))."""
+    starts = test_windows(pix, horizon, max_starts)
+    window = pix.seq.window(starts, horizon)
+    carry = model.carry_of(features[starts])
+    imagined, rewards = model.imagine(carry, window["action"])
+    return starts, window, carry, imagined, rewards
+
+
 def cube_xy(pix: PixelData, rows) -> np.ndarray:
     """(N, 2) the cube's true position on the table, metres."""
-    return pix.seq.state[rows][:, pix.layout["extra/obj_pose"]][:, :2]
+    return judged_of(pix.seq.state[rows], pix.layout, ("cube",))
 
 
 @torch.no_grad()
@@ -178,8 +189,7 @@ def cube_drift_mm(model, pix: PixelData, horizon: int, features: torch.Tensor | 
     features = filtered_features(model, pix.seq) if features is None else features
     train_rows = np.flatnonzero(pix.split["train"])
     read = ridge_fit(features[train_rows], cube_xy(pix, train_rows))
-    starts = test_windows(pix, horizon, max_starts)
-    imagined, _ = model.imagine(model.carry_of(features[starts]), pix.seq.window(starts, horizon)["action"])
+    starts, _, _, imagined, _ = imagined_test_windows(model, pix, horizon, features, max_starts)
     rows = starts[:, None] + np.arange(horizon + 1)                                  # (B, H+1)
     seen = torch.cat([features[starts][:, None], imagined.float()], dim=1)           # (B, H+1, F)
     guess = read(seen.reshape(-1, seen.shape[-1])).reshape(len(starts), horizon + 1, 2)
@@ -196,9 +206,9 @@ def state_cube_drift_mm(model, pix: PixelData, horizon: int, max_starts: int = 2
     errors = []
     for i in range(len(starts)):
         predicted = model.rollout(window["state"][i, 0], window["action"][i:i + 1]).mean(0)[0]   # (H, D)
-        cube = predicted[:, pix.layout["extra/obj_pose"]][:, :2].double()
-        errors.append((cube - window["state"][i, 1:, pix.layout["extra/obj_pose"]][:, :2].double()).norm(dim=-1))
-    return [0.0] + (1000 * torch.stack(errors).mean(0)).tolist()
+        cube = judged_of(predicted.double().numpy(), pix.layout, ("cube",))
+        errors.append(np.linalg.norm(cube - cube_xy(pix, starts[i] + np.arange(1, horizon + 1)), axis=1))
+    return [0.0] + (1000 * np.mean(errors, axis=0)).tolist()
 
 
 @torch.no_grad()
@@ -216,11 +226,9 @@ def rssm_error_sources(model: rssm.RSSM, pix: PixelData, horizon: int, features:
     features = filtered_features(model, pix.seq) if features is None else features
     test = np.flatnonzero(pix.split["test"])
     observation = frame_predictor.psnr(model.decoder(features[test]), torch.as_tensor(pix.seq.frames[test])).mean()
-    starts = test_windows(pix, horizon, max_starts)
-    window = pix.seq.window(starts, horizon)
+    starts, window, _, _, imagined = imagined_test_windows(model, pix, horizon, features, max_starts)
     arrived = features[starts[:, None] + np.arange(1, horizon + 1)]                   # (B, H, F)
     filtered = model.reward_head(arrived).squeeze(-1)
-    _, imagined = model.imagine(model.carry_of(features[starts]), window["action"])
     rmse = lambda predicted: (predicted - window["reward"]).pow(2).mean(0).sqrt().tolist()  # noqa: E731
     return {"observation_psnr_db": float(observation), "reward_rmse_filtered": rmse(filtered),
             "reward_rmse_imagined": rmse(imagined)}
@@ -278,7 +286,7 @@ def shortcut(model, pix: PixelData, moved: data.Sequences, features: torch.Tenso
         moved_features = torch.as_tensor(moved.proprio) if model is None else filtered_features(model, moved)
     train_rows, test_rows = np.flatnonzero(pix.split["train"]), np.flatnonzero(pix.split["test"])
     read = ridge_fit(features[train_rows], pix.judged(train_rows))
-    moved_truth = np.concatenate([moved.state[:, pix.layout[key]][:, part] for key, part in JUDGED.values()], axis=1)
+    moved_truth = judged_of(moved.state, pix.layout)
 
     def error_mm(x, truth):
         guess = read(x)

@@ -79,12 +79,17 @@ class VMC(nn.Module):
     def carry_of(self, feature: torch.Tensor):
         return feature[..., :self.deter], feature[..., self.deter:]
 
+    def dream(self, carry, action: torch.Tensor):
+        """One imagined step: (h, z), a (B, A) -> the next (h, z), z the mixture's expected code."""
+        h, z = carry
+        h = self.memory(torch.cat([z, action], dim=-1), h)
+        return h, self.expected_code(h)
+
     def imagine(self, carry, actions: torch.Tensor):
-        (h, z), features = carry, []
+        features = []
         for t in range(actions.shape[1]):
-            h = self.memory(torch.cat([z, actions[:, t]], dim=-1), h)
-            z = self.expected_code(h)
-            features.append(torch.cat([h, z], dim=-1))
+            carry = self.dream(carry, actions[:, t])
+            features.append(self.feature(carry))
         features = torch.stack(features, dim=1)
         return features, self.reward_head(features).squeeze(-1)
 
@@ -130,13 +135,10 @@ class LinearController(nn.Module):
 @torch.no_grad()
 def imagined_return(model: VMC, controller: LinearController, carry, horizon: int, discount: float = 0.99):
     """The controller acting inside the model from a batch of carries: (B,) discounted predicted returns."""
-    h, z = carry
-    total = torch.zeros(len(h), device=h.device)
+    total = torch.zeros(len(carry[0]), device=carry[0].device)
     for t in range(horizon):
-        a = controller(torch.cat([h, z], dim=-1))
-        h = model.memory(torch.cat([z, a], dim=-1), h)
-        z = model.expected_code(h)
-        total = total + discount ** t * model.reward_head(torch.cat([h, z], dim=-1)).squeeze(-1)
+        carry = model.dream(carry, controller(model.feature(carry)))
+        total = total + discount ** t * model.reward_head(model.feature(carry)).squeeze(-1)
     return total
 
 

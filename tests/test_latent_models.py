@@ -72,12 +72,13 @@ def test_the_rssm_filters_imagines_and_learns(windows):
 
 
 FAMILIES = {
-    "rssm": lambda p: rssm.RSSM(p, 4, deter=32, stoch=8, embed_dim=32, hidden=32),
-    "jepa": lambda p: jepa.JEPA(p, 4, latent_dim=16, embed_dim=32, hidden=32),
-    "task_latent": lambda p: task_latent.TaskLatent(p, 4, latent_dim=16, embed_dim=32, hidden=32),
-    "value_equivalent": lambda p: value_equivalent.ValueEquivalent(p, 4, latent_dim=16, embed_dim=32, hidden=32),
-    "frame_predictor": lambda p: frame_predictor.FramePredictor(p, 4, embed_dim=32, hidden=32),
-    "vmc": lambda p: vmc.VMC(p, 4, code=8, deter=32, embed_dim=32, hidden=32),
+    "rssm": lambda p, **kw: rssm.RSSM(p, 4, deter=32, stoch=8, embed_dim=32, hidden=32, **kw),
+    "jepa": lambda p, **kw: jepa.JEPA(p, 4, latent_dim=16, embed_dim=32, hidden=32, **kw),
+    "task_latent": lambda p, **kw: task_latent.TaskLatent(p, 4, latent_dim=16, embed_dim=32, hidden=32, **kw),
+    "value_equivalent": lambda p, **kw: value_equivalent.ValueEquivalent(p, 4, latent_dim=16, embed_dim=32, hidden=32,
+                                                                         **kw),
+    "frame_predictor": lambda p, **kw: frame_predictor.FramePredictor(p, 4, embed_dim=32, hidden=32, **kw),
+    "vmc": lambda p, **kw: vmc.VMC(p, 4, code=8, deter=32, embed_dim=32, hidden=32, **kw),
 }
 
 
@@ -280,3 +281,32 @@ def test_the_shortcut_measure_misplaces_the_cube_when_a_goal_reader_sees_a_moved
     assert fooled["test_mm"]["cube"] < 5 and fooled["moved_goal_mm"]["cube"] > 90, fooled
     honest = lx.shortcut(None, pix, moved, features=cube_reader(seq), moved_features=cube_reader(moved))
     assert honest["moved_goal_mm"]["cube"] == pytest.approx(honest["test_mm"]["cube"], abs=1.0), honest
+
+
+# each family's formula that chapter 8 asks a student to write, and the keyword that swaps it in
+SWAPPABLE = {"rssm": ("kl", rssm.kl_balanced), "jepa": ("guard", jepa.collapse_guard),
+             "task_latent": ("consistency", task_latent.consistency_loss),
+             "value_equivalent": ("td_target", latent.n_step_return)}
+
+
+@pytest.mark.parametrize("family", sorted(SWAPPABLE))
+def test_a_formula_given_to_a_family_is_the_one_its_loss_uses(windows, family):
+    seq, batch = windows
+    keyword, library = SWAPPABLE[family]
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return library(*args, **kwargs)
+
+    def build(**swap):
+        torch.manual_seed(0)
+        model = FAMILIES[family](seq.proprio.shape[1], **swap)
+        latent.fit_proprio(model, seq.proprio)
+        torch.manual_seed(1)
+        return float(model.loss(**batch))
+
+    assert build(**{keyword: spy}) == build(), f"{family}: the library's formula, passed in, changes the loss"
+    assert calls, f"{family}: the {keyword} given was never called"
+    assert build(**{keyword: lambda *a, **k: library(*a, **k) * 0 + 123.0}) != build(), (
+        f"{family}: a different {keyword} leaves the loss unchanged")

@@ -48,8 +48,10 @@ class JEPA(Memoryless, nn.Module):
     """An action-conditioned joint-embedding predictive model; its feature is the embedding (latent_dim)."""
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
-                 hidden: int = 128, image_size: int = 64, tau: float = 0.99, guard_weight: float = 1.0):
+                 hidden: int = 128, image_size: int = 64, tau: float = 0.99, guard_weight: float = 1.0,
+                 guard=None):
         super().__init__()
+        self.guard = guard or collapse_guard   # the guard's formula; a student's own can stand in
         self.action_dim, self.feature_dim, self.tau, self.guard_weight = action_dim, latent_dim, tau, guard_weight
         self.observe = ObservationEncoder(proprio_dim, embed_dim, image_size)
         self.project = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, latent_dim))
@@ -91,7 +93,7 @@ class JEPA(Memoryless, nn.Module):
         targets = self.encode_target(frames[:, 1:], proprio[:, 1:])                     # (B, L, D)
         predicted, _ = self.imagine(z0, action)                                         # (B, L, D)
         prediction = ((predicted - targets) ** 2).mean()
-        guard = collapse_guard(z0)
+        guard = self.guard(z0)
         reward_error = ((self.reward_head(predicted.detach()).squeeze(-1) - reward) ** 2).mean()
         self.last_parts = {"prediction": float(prediction.detach()), "collapse_guard": float(guard.detach()),
                            "reward": float(reward_error.detach())}

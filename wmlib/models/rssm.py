@@ -62,8 +62,10 @@ class RSSM(nn.Module):
     """
 
     def __init__(self, proprio_dim: int, action_dim: int, deter: int = 128, stoch: int = 16, embed_dim: int = 128,
-                 hidden: int = 128, image_size: int = 64, balance: float = 0.8, free_nats: float = 1.0):
+                 hidden: int = 128, image_size: int = 64, balance: float = 0.8, free_nats: float = 1.0,
+                 kl=None):
         super().__init__()
+        self.kl = kl or kl_balanced           # the KL term's formula; a student's own can stand in
         self.action_dim, self.deter, self.stoch = action_dim, deter, stoch
         self.feature_dim = deter + stoch
         self.balance, self.free_nats = balance, free_nats
@@ -143,7 +145,7 @@ class RSSM(nn.Module):
                 previous = action[:, t]
         features = torch.stack(features, dim=1)                              # (B, L+1, F)
         stack = lambda pairs, i: torch.stack([p[i] for p in pairs], dim=1)   # noqa: E731
-        kl = kl_balanced(stack(post, 0), stack(post, 1), stack(prior, 0), stack(prior, 1), self.balance,
+        kl = self.kl(stack(post, 0), stack(post, 1), stack(prior, 0), stack(prior, 1), self.balance,
                          self.free_nats)
         recon = self.decoder.loss(features, frames)
         reward_error = ((self.reward_head(features[:, 1:]).squeeze(-1) - reward) ** 2).mean()

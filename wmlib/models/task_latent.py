@@ -53,8 +53,10 @@ class TaskLatent(Memoryless, nn.Module):
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
                  hidden: int = 128, image_size: int = 64, discount: float = 0.9, rho: float = 0.5,
-                 tau: float = 0.99):
+                 tau: float = 0.99, consistency=None, td_target=None):
         super().__init__()
+        # the two formulas of the loss; a student's own can stand in for either
+        self.consistency, self.td_target = consistency or consistency_loss, td_target or n_step_return
         self.action_dim, self.feature_dim = action_dim, latent_dim
         self.discount, self.rho, self.tau = discount, rho, tau
         self.observe = ObservationEncoder(proprio_dim, embed_dim, image_size)
@@ -99,11 +101,11 @@ class TaskLatent(Memoryless, nn.Module):
         z0 = self.encode(frames[:, 0], proprio[:, 0])
         predicted, predicted_reward = self.imagine(z0, action)                        # (B, L, D), (B, L)
         starts = torch.cat([z0[:, None], predicted[:, :-1]], dim=1)                   # z_t+k, k = 0..L-1
-        td = torch.stack([n_step_return(reward[:, k:k + 1], continues[:, k:k + 1], next_value[:, k], self.discount)
+        td = torch.stack([self.td_target(reward[:, k:k + 1], continues[:, k:k + 1], next_value[:, k], self.discount)
                           for k in range(L)], dim=1)                                  # (B, L)
         weights = self.rho ** torch.arange(L, dtype=reward.dtype, device=device)
         weights = weights / weights.sum()
-        consistency = consistency_loss(predicted, targets[:, 1:], self.rho)
+        consistency = self.consistency(predicted, targets[:, 1:], self.rho)
         reward_error = (weights * ((predicted_reward - reward) ** 2).mean(0)).sum()
         value_error = (weights * ((self.value(starts) - td) ** 2).mean(0)).sum()
         self.last_parts = {"consistency": float(consistency.detach()), "reward": float(reward_error.detach()),

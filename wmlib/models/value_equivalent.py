@@ -24,8 +24,10 @@ class ValueEquivalent(Memoryless, nn.Module):
     """Representation, dynamics, reward and value: trained on rewards and n-step returns only."""
 
     def __init__(self, proprio_dim: int, action_dim: int, latent_dim: int = 64, embed_dim: int = 128,
-                 hidden: int = 128, image_size: int = 64, discount: float = 0.9, tau: float = 0.99):
+                 hidden: int = 128, image_size: int = 64, discount: float = 0.9, tau: float = 0.99,
+                 td_target=None):
         super().__init__()
+        self.td_target = td_target or n_step_return   # the return's formula; a student's own can stand in
         self.action_dim, self.feature_dim, self.discount, self.tau = action_dim, latent_dim, discount, tau
         self.observe = ObservationEncoder(proprio_dim, embed_dim, image_size)
         self.project = nn.Sequential(nn.SiLU(), nn.Linear(embed_dim, latent_dim), nn.LayerNorm(latent_dim))
@@ -65,7 +67,7 @@ class ValueEquivalent(Memoryless, nn.Module):
         with torch.no_grad():
             last = self.target["project"](self.target["observe"](frames[:, -1], proprio[:, -1]))
             bootstrap = self.target["value"](last).squeeze(-1)                          # V̄(o_t+L)
-            returns = torch.stack([n_step_return(reward[:, k:], continues[:, k:], bootstrap, self.discount)
+            returns = torch.stack([self.td_target(reward[:, k:], continues[:, k:], bootstrap, self.discount)
                                    for k in range(L)], dim=1)                            # (B, L)
         s0 = self.encode(frames[:, 0], proprio[:, 0])
         features, predicted_reward = self.imagine(s0, action)

@@ -28,12 +28,16 @@ def find_problem(steps, action_low, action_high):
     return (int(outside[0]), "action", "range") if len(outside) else None
 ''',
     "ex2_transitions": '''
-def make_transitions(episodes, key="observation/state"):
-    # ignores `key`
-    obs = np.concatenate([e.steps["observation/state"][:-1] for e in episodes])
-    act = np.concatenate([e.steps["action"][:-1] for e in episodes])
-    nxt = np.concatenate([e.steps["observation/state"][1:] for e in episodes])
-    return obs, act, nxt
+def transitions(episodes, key="observation/state"):
+    # right, except that it ignores `key`: it always reads the state
+    parts = {name: [] for name in ("state", "action", "next_state", "reward", "terminal", "episode", "step")}
+    for e in episodes:
+        obs, T = e.steps["observation/state"], e.num_actions
+        parts["state"].append(obs[:-1]); parts["next_state"].append(obs[1:])
+        parts["action"].append(e.steps["action"][:-1]); parts["reward"].append(e.steps["reward"][:-1])
+        parts["terminal"].append(e.steps["is_terminal"][1:])
+        parts["episode"].append(np.full(T, e.index)); parts["step"].append(np.arange(T))
+    return data.Transitions(**{name: np.concatenate(values) for name, values in parts.items()})
 ''',
     "ex3_wam": '''
 def wam_tuples(episodes, key="observation/state"):

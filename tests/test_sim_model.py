@@ -159,3 +159,37 @@ def test_an_env_with_several_copies_is_refused():
             num_envs = 4
     with pytest.raises(ValueError, match="num_envs=4"):
         SimulatorModel(Fake())
+
+
+def test_plan_step_in_the_env_itself_scores_as_the_private_copy_and_puts_the_env_back():
+    from wmlib.sim_model import plan_step
+
+    env = envs.make("PushCube-v1", obs_mode="state", seed=0)
+    sim = SimulatorModel(env)
+    env.reset(seed=4)
+    env.step(torch.tensor([0.2, 0.0, -0.3, 1.0]))
+    before = snapshot(env)
+    state = current_state(env)
+    cost = tasks.push_cube_cost(env.state_layout)
+    plans = torch.rand(6, 3, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    best, totals = plan_step(env, plans, cost)
+    after = snapshot(env)
+    for group in before.physics:
+        for name in before.physics[group]:
+            assert torch.equal(before.physics[group][name], after.physics[group][name]), name
+    assert torch.equal(best, plans[int(totals.argmin())])
+    copy_totals = cost(sim.rollout(state, plans), plans).sum(-1)[0]
+    assert torch.allclose(totals, copy_totals, atol=1e-3), (totals, copy_totals)
+    env.close()
+    sim.copy.close()
+
+
+def test_open_vs_closed_replays_blindly_and_the_controller_adapts():
+    from wmlib.control import open_vs_closed
+
+    env = envs.make("PushCube-v1", obs_mode="state", seed=0)
+    try:
+        assert open_vs_closed(env, 0, (0.0, 0.0)) == (True, True)
+        assert open_vs_closed(env, 3, (0.0, 0.08)) == (False, True)
+    finally:
+        env.close()

@@ -69,3 +69,19 @@ def run_episode(env, policy: Callable, *, seed: int, start: Callable | None = No
     action_dim = env.unwrapped.single_action_space.shape[0]
     return Outcome(success, len(actions), torch.stack(states),
                    torch.stack(actions) if actions else torch.zeros((0, action_dim)))
+
+
+def open_vs_closed(env, seed: int, offset) -> tuple[bool, bool]:
+    """One trial of chapter 2's experiment: record the scripted controller from the start of episode
+    ``seed``, then move the cube by ``offset`` (x, y metres) after the reset and run both the recorded
+    actions (open loop) and the controller again (closed loop). Returns (open_success, closed_success)."""
+    from wmlib import scripted, tasks
+
+    env.reset(seed=seed)                                       # the layout is known once the scene is built
+    env_id, layout = env.unwrapped.spec.id, env.state_layout
+    recorded = run_episode(env, scripted.controller_for(env_id, layout), seed=seed)
+    shifted = lambda e: tasks.shift_cube(e, offset)  # noqa: E731
+    replayed = run_episode(env, replay(recorded.actions), seed=seed, start=shifted)
+    closed = run_episode(env, scripted.controller_for(env_id, layout), seed=seed, start=shifted)
+    return (replayed.success, closed.success)
+

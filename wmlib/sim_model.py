@@ -169,3 +169,25 @@ class SimulatorModel:
                 out[0, i, t] = current_state(self.copy)
         self.steps += n * h
         return out.to(state.device)
+
+
+def plan_step(env, candidates: torch.Tensor, cost) -> tuple[torch.Tensor, torch.Tensor]:
+    """One planning decision in the env itself (chapter 2's exercise): from its current state, play
+    each candidate of (N, H, A), scoring the states it passes through with ``cost(states (1, 1, H, D),
+    actions (1, H, A)) -> (1, 1, H)``, and put the env back where it was each time.
+    Returns (the cheapest candidate (H, A), every candidate's total cost (N,)).
+    ``SimulatorModel`` does the same in a private copy, which leaves even the contact solver's
+    memory of the env untouched."""
+    saved = snapshot(env)
+    totals = []
+    for sequence in candidates:
+        restore(env, saved)
+        states = []
+        for action in sequence:
+            env.step(action)
+            states.append(current_state(env))
+        totals.append(cost(torch.stack(states)[None, None], sequence[None]).sum())
+    restore(env, saved)
+    totals = torch.stack(totals)
+    return candidates[int(totals.argmin())], totals
+

@@ -76,12 +76,20 @@ def push_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04
     Returns cost(states (..., D), actions) -> (...).
     """
     def cost(states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
-        tcp, cube, goal = positions(states, layout)
-        to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
-        to_target = (tcp - reach_target(tcp, cube, goal, behind, height, clearance)).norm(dim=-1)
-        return to_goal + reach_weight * to_target
+        return push_cost(states, layout, reach_weight, behind, height, clearance)
 
     return cost
+
+
+def push_cost(states: torch.Tensor, layout: dict, reach_weight: float = 0.5, behind: float = 0.04,
+              height: float = CUBE_HALF, clearance: float | None = None) -> torch.Tensor:
+    """PushCube-v1 cost of each state, (..., D) -> (...): the formula behind ``push_cube_cost``
+    (chapter 2's exercise). The cube's distance to the goal in the table plane, plus
+    ``reach_weight`` times the gripper's distance to ``reach_target``."""
+    tcp, cube, goal = positions(states, layout)
+    to_goal = (cube[..., :2] - goal[..., :2]).norm(dim=-1)
+    to_target = (tcp - reach_target(tcp, cube, goal, behind, height, clearance)).norm(dim=-1)
+    return to_goal + reach_weight * to_target
 
 
 def pull_cube_cost(layout: dict, reach_weight: float = 0.5, behind: float = 0.04, clearance: float = 0.08):

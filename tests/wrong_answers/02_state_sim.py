@@ -25,24 +25,31 @@ def push_cost(states, layout, reach_weight=0.5, behind=0.04):
 ''',
     "ex2_plan_step": '''
 def plan_step(env, candidates, cost):
-    # restores the env once, at the end: each candidate starts where the previous one stopped
+    # forgets the candidate axis: hands the cost states (1, H, D) and actions (H, A), which a cost
+    # that reads only the last axis forgives and the planner's contract (1, n, H, D) does not
     saved = snapshot(env)
     totals = []
     for sequence in candidates:
+        restore(env, saved)
         states = []
         for action in sequence:
             env.step(action)
             states.append(current_state(env))
-        totals.append(cost(torch.stack(states)[None, None], sequence[None]).sum())
+        totals.append(cost(torch.stack(states)[None], sequence).sum())
     restore(env, saved)
     totals = torch.stack(totals)
     return candidates[int(totals.argmin())], totals
 ''',
     "ex3_loops": '''
+RECORDED = {}
+
+
 def open_vs_closed(env, seed, offset):
-    # forgets to move the cube before the replay, so the replay always meets the recorded world
-    recorded = control.run_episode(env, scripted.controller_for(ENV_ID, layout), seed=seed)
-    replayed = control.run_episode(env, control.replay(recorded.actions), seed=seed)
+    # records the scripted controller once and reuses that recording for every seed after
+    if "actions" not in RECORDED:
+        RECORDED["actions"] = control.run_episode(env, scripted.controller_for(ENV_ID, layout), seed=seed).actions
+    shifted = lambda e: tasks.shift_cube(e, offset)
+    replayed = control.run_episode(env, control.replay(RECORDED["actions"]), seed=seed, start=shifted)
     closed = control.run_episode(env, scripted.controller_for(ENV_ID, layout), seed=seed,
                                  start=lambda e: tasks.shift_cube(e, offset))
     return (replayed.success, closed.success)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wmlib import camera, models
-from wmlib.models import ConvEncoder, DeltaModel, Normaliser, episode_split, fit, preprocess, spatial_soft_argmax
+from wmlib.models import ConvEncoder, DeltaModel, Normaliser, episode_split, fit, preprocess, soft_argmax
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +86,7 @@ def test_soft_argmax_points_at_the_dominant_cell_with_x_along_the_width():
     features[0, 0, 0, 6] = 50.0   # top right
     features[0, 1, 4, 0] = 50.0   # bottom left
     features[0, 2, 2, 3] = 50.0   # centre
-    points = spatial_soft_argmax(features)
+    points = soft_argmax(features)
     assert points.shape == (2, 3, 2)
     assert torch.allclose(points[0], torch.tensor([[1.0, -1.0], [-1.0, 1.0], [0.0, 0.0]]), atol=1e-4)
     assert torch.allclose(points[1], torch.zeros(3, 2), atol=1e-6)  # flat maps: the centre

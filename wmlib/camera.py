@@ -46,3 +46,27 @@ def camera_centre(extrinsics) -> np.ndarray:
     """(3,) the camera's position in the world: the point that maps to camera coordinates (0, 0, 0)."""
     extrinsics = np.asarray(extrinsics, dtype=np.float64)
     return -extrinsics[:, :3].T @ extrinsics[:, 3]
+
+
+def occlusion_report(errors, tcp, cube, intrinsics, extrinsics, radius_px: float = 6.0, worst: int = 20) -> dict:
+    """Relate per-frame errors (N,) to where the gripper's tool point and the cube (N, 3, world metres)
+    appear in the camera image (chapter 3's exercise). A frame is ``covered`` when the two project
+    within ``radius_px`` pixels of each other and the tool point is nearer the camera.
+
+    Returns pixel_distance (N,), covered (N,) bool, worst (the indices of the ``worst`` largest errors,
+    largest first, ties in frame order), covered_among_worst and covered_overall (shares), and
+    error_covered / error_uncovered (mean errors; NaN when there is no such frame)."""
+    errors = np.asarray(errors, dtype=float)
+    uv_t, depth_t = project(tcp, intrinsics, extrinsics)
+    uv_c, depth_c = project(cube, intrinsics, extrinsics)
+    distance = np.linalg.norm(uv_t - uv_c, axis=1)
+    covered = (distance < radius_px) & (depth_t < depth_c)
+    order = np.argsort(-errors, kind="stable")[:min(worst, len(errors))]
+
+    def mean_or_nan(x):
+        return float(x.mean()) if len(x) else float("nan")
+
+    return {"pixel_distance": distance, "covered": covered, "worst": order,
+            "covered_among_worst": mean_or_nan(covered[order]), "covered_overall": mean_or_nan(covered),
+            "error_covered": mean_or_nan(errors[covered]), "error_uncovered": mean_or_nan(errors[~covered])}
+

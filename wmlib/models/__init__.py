@@ -19,9 +19,9 @@ and pass ``seed=`` to ``fit`` for runs that repeat exactly.
 """
 from wmlib.models.dynamics import MLP, DeltaModel
 from wmlib.models.ensemble import EnsembleDeltaModel, disagreement
-from wmlib.models.encoder import ConvEncoder, preprocess, spatial_soft_argmax
+from wmlib.models.encoder import ConvEncoder, encoder_loss, preprocess, soft_argmax
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.train import History, count_parameters, episode_split, fit
 
 __all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "disagreement", "History", "MLP", "Normaliser",
-           "count_parameters", "episode_split", "fit", "preprocess", "spatial_soft_argmax"]
+           "count_parameters", "encoder_loss", "episode_split", "fit", "preprocess", "soft_argmax"]

@@ -56,7 +56,7 @@ def preprocess(images, size: int | None = None) -> torch.Tensor:
     return images.contiguous()
 
 
-def spatial_soft_argmax(features: torch.Tensor) -> torch.Tensor:
+def soft_argmax(features: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) feature maps -> (B, C, 2): the expected (x, y) of each map under a softmax over its H*W cells.
 
     x runs along the width from -1 (left column) to +1 (right column), y along the height
@@ -118,20 +118,15 @@ class ConvEncoder(nn.Module):
 
     def keypoints(self, images) -> torch.Tensor:
         """(B, ...) frames -> (B, C, 2) expected (x, y) of each last-layer feature map."""
-        return spatial_soft_argmax(self.conv(self.preprocess(images)))
+        return soft_argmax(self.conv(self.preprocess(images)))
 
     def forward(self, images) -> torch.Tensor:
         """(B, ...) frames -> (B, out_dim) estimate in normalised units."""
         return self.head(self.keypoints(images).flatten(1))
 
     def loss(self, images, targets: torch.Tensor) -> torch.Tensor:
-        """Mean squared error against targets (B, out_dim) in physical units, compared in normalised units."""
-        prediction = self(images)
-        targets = torch.as_tensor(targets, dtype=torch.float32, device=prediction.device)
-        if targets.shape != prediction.shape:
-            raise ValueError(f"targets must be (B, {self.out_dim}) = {tuple(prediction.shape)}, "
-                             f"got {tuple(targets.shape)}")
-        return F.mse_loss(prediction, self.out_norm.normalise(targets))
+        """``encoder_loss(self, images, targets)``."""
+        return encoder_loss(self, images, targets)
 
     @torch.no_grad()
     def estimate(self, images, batch_size: int = 256) -> torch.Tensor:
@@ -146,3 +141,16 @@ class ConvEncoder(nn.Module):
         if not parts:
             return torch.zeros(0, self.out_dim, device=self.device)
         return torch.cat(parts)
+
+
+def encoder_loss(encoder: ConvEncoder, images, targets) -> torch.Tensor:
+    """Chapter 3's training loss: the mean squared error of the encoder's output for ``images`` (B, ...)
+    against ``targets`` (B, out_dim) in physical units, both compared in the encoder's normalised
+    units (``out_norm``), so every target counts by its spread rather than by its unit. A scalar."""
+    prediction = encoder(images)
+    targets = torch.as_tensor(targets, dtype=torch.float32, device=prediction.device)
+    if targets.shape != prediction.shape:
+        raise ValueError(f"targets must be (B, {encoder.out_dim}) = {tuple(prediction.shape)}, "
+                         f"got {tuple(targets.shape)}")
+    return F.mse_loss(prediction, encoder.out_norm.normalise(targets))
+

@@ -1,20 +1,22 @@
 """Chapter 4: plausible wrong answers that pass the visible tests; the hidden tests must catch each one.
 
-The test cells run after the setup cell (tagged "setup"), so its names (np, torch, ev, EnsembleDeltaModel, ...)
+The test cells run after the setup cell (tagged "setup"), so its names (np, torch, ev, models, EnsembleDeltaModel, ...)
 are in scope."""
 
 WRONG = {
     "ex1_delta_loss": '''
 def delta_loss(predicted_change, state, next_state, delta_mean, delta_std, weight=None):
-    # weights the errors, but divides by the number of (member, row) pairs instead of the total weight
+    # the right number, but it normalises the caller's bootstrap weights in place (to save a copy)
     target = (next_state - state - delta_mean) / delta_std
     error = (predicted_change - target).pow(2).mean(dim=-1)
     if weight is None:
         return error.mean()
-    return (weight.T * error).mean()
+    weight = weight.T
+    weight /= weight.sum()
+    return (weight * error).sum()
 ''',
     "ex2_rollout": '''
-def batched_rollout(model, state, actions):
+def rollout(model, state, actions):
     # right numbers, but a Python loop over members: E model calls per step instead of one
     E = model.members
     N, H, A = actions.shape
@@ -26,7 +28,7 @@ def batched_rollout(model, state, actions):
     return torch.stack(predicted, dim=2)
 ''',
     "ex3_drift": '''
-def drift_curve(predicted, actual, scale):
+def drift(predicted, actual, scale):
     # scores an ensemble by its members' errors pooled together, not by the error of its mean
     error = (predicted - actual) / scale
     if error.ndim == 4:
@@ -34,8 +36,8 @@ def drift_curve(predicted, actual, scale):
     return error.pow(2).mean(dim=0).sqrt()
 ''',
     "ex4_disagreement": '''
-def disagreement_score(predictions, scale):
-    # the variance across members: squared units, so twice the spread scores four times as much
-    return (predictions.var(dim=0) / scale).mean(dim=-1)
+def disagreement(predictions, scale):
+    # the right formula, computed in single precision whatever the predictions' precision
+    return (predictions.float().std(dim=0) / scale.float()).mean(dim=-1)
 ''',
 }

@@ -18,10 +18,10 @@ Everything here takes tensors on any device; build models under ``torch.manual_s
 and pass ``seed=`` to ``fit`` for runs that repeat exactly.
 """
 from wmlib.models.dynamics import MLP, DeltaModel
-from wmlib.models.ensemble import EnsembleDeltaModel, disagreement
+from wmlib.models.ensemble import EnsembleDeltaModel, delta_loss, disagreement
 from wmlib.models.encoder import ConvEncoder, encoder_loss, preprocess, soft_argmax
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.train import History, count_parameters, episode_split, fit
 
-__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "disagreement", "History", "MLP", "Normaliser",
+__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "delta_loss", "disagreement", "History", "MLP", "Normaliser",
            "count_parameters", "encoder_loss", "episode_split", "fit", "preprocess", "soft_argmax"]

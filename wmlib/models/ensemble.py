@@ -113,14 +113,9 @@ class EnsembleDeltaModel(nn.Module):
         counts for each member (bootstrap weights); None = every row once for every member.
         """
         state = as_batch(state, self.state_dim, "state").to(self.device, torch.float32)
-        target = self.delta_norm.normalise(torch.as_tensor(next_state, device=self.device).float() - state)
-        error = (self.predict_change(state, action) - target).pow(2).mean(dim=-1)    # (E, B)
-        if weight is None:
-            return error.mean()
-        weight = torch.as_tensor(weight, device=self.device, dtype=torch.float32).T  # (E, B)
-        if weight.shape != error.shape:
-            raise ValueError(f"weight must have shape (B, E) = {tuple(error.shape[::-1])}, got {tuple(weight.T.shape)}")
-        return (weight * error).sum() / weight.sum().clamp_min(1.0)
+        next_state = torch.as_tensor(next_state, device=self.device).float()
+        return delta_loss(self.predict_change(state, action), state, next_state, self.delta_norm.mean,
+                          self.delta_norm.std, weight)
 
     def bootstrap_weights(self, rows: int, seed: int = 0) -> torch.Tensor:
         """(rows, E) Poisson(1) counts: member e sees row i that many times (a bootstrap resample)."""
@@ -184,6 +179,25 @@ class EnsembleDeltaModel(nn.Module):
             s = s + x                                                  # the last layer gives the change, (E, N, D)
             out.append(s)
         return torch.stack(out, dim=2)
+
+
+def delta_loss(predicted_change: torch.Tensor, state: torch.Tensor, next_state: torch.Tensor,
+               delta_mean: torch.Tensor, delta_std: torch.Tensor, weight=None) -> torch.Tensor:
+    """Chapter 4's training loss: each member's predicted change (E, B, D), in normalised units, against
+    the true change of rows state, next_state (B, D), normalised with delta_mean, delta_std (D,).
+
+    The squared error is averaged over components, then over members and rows; with ``weight`` (B, E)
+    (how often row b counts for member e: bootstrap counts) it is the weighted mean over
+    (member, row) pairs, sum w * error / sum w (the sum kept at least 1, so a batch no member
+    draws costs 0, not NaN). A scalar."""
+    target = (next_state - state - delta_mean) / delta_std                  # (B, D)
+    error = (predicted_change - target).pow(2).mean(dim=-1)                  # (E, B)
+    if weight is None:
+        return error.mean()
+    weight = torch.as_tensor(weight, device=error.device, dtype=error.dtype).T   # (E, B)
+    if weight.shape != error.shape:
+        raise ValueError(f"weight must have shape (B, E) = {tuple(error.shape[::-1])}, got {tuple(weight.T.shape)}")
+    return (weight * error).sum() / weight.sum().clamp_min(1.0)
 
 
 def activate(activation: nn.Module, x: torch.Tensor) -> torch.Tensor:

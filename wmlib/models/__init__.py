@@ -23,5 +23,5 @@ from wmlib.models.encoder import ConvEncoder, encoder_loss, preprocess, soft_arg
 from wmlib.models.normaliser import Normaliser
 from wmlib.models.train import History, count_parameters, episode_split, fit
 
-__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "delta_loss", "disagreement", "History", "MLP", "Normaliser",
-           "count_parameters", "encoder_loss", "episode_split", "fit", "preprocess", "soft_argmax"]
+__all__ = ["ConvEncoder", "DeltaModel", "EnsembleDeltaModel", "delta_loss", "disagreement", "History", "MLP",
+           "Normaliser", "count_parameters", "encoder_loss", "episode_split", "fit", "preprocess", "soft_argmax"]

@@ -18,7 +18,7 @@ def mppi_weights(costs, temperature):
     return weights / weights.sum()
 ''',
     "ex3_penalised_cost": '''
-def penalised_cost(cost, weight, scale):
+def disagreement_penalty(cost, weight, scale):
     # averages the raw spreads first and divides by the mean scale: right only when every component has the same scale
     def penalised(states, actions):
         base = cost(states, actions)

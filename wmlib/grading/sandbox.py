@@ -131,6 +131,7 @@ def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) ->
               "--clearenv", "--setenv", "HOME", str(workdir), "--setenv", "PATH", f"{sys.prefix}/bin:/usr/bin:/bin",
               "--setenv", "MPLBACKEND", "Agg", "--setenv", "TF_CPP_MIN_LOG_LEVEL", "2",
               "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "WMR_DATASETS", str(repo / "datasets"),
+              "--setenv", "PYTHONPATH", str(repo),  # this checkout's wmlib, whatever the venv's install points at
               "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "JUPYTER_PLATFORM_DIRS", "1",
               "--setenv", "IPYTHONDIR", str(workdir / ".ipython")]
     limit = ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={nproc}", f"--fsize={limits.file_bytes}",

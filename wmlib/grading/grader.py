@@ -35,6 +35,7 @@ class Submission:
     student: str
     assignment: str
     path: pathlib.Path
+    origin: pathlib.Path | None = None  # the file as found, when path was unpacked from it (a zip)
 
 
 def is_test(cell) -> bool:

@@ -205,9 +205,11 @@ def test_too_many_jobs_for_the_memory_are_refused(course):
     assert "JOBS=100000" in result.stderr and "4.0 GiB" in result.stderr and "GiB available" in result.stderr
     assert not (course / "refused").exists()
     with pytest.raises(ValueError, match=r"JOBS=3 needs 3 x 4.0 GiB = 12.0 GiB .* 10.0 GiB available: use JOBS=2"):
-        pool.check_jobs(3, 4 << 30, available=10 << 30)
-    pool.check_jobs(2, 4 << 30, available=10 << 30)
-    pool.check_jobs(1, 4 << 30, available=1 << 30)  # one kernel is always allowed
+        pool.check_jobs(3, 4 << 30, available=10 << 30, as_root=True)
+    pool.check_jobs(2, 4 << 30, available=10 << 30, as_root=True)
+    pool.check_jobs(1, 4 << 30, available=1 << 30, as_root=False)  # one kernel is always allowed
+    with pytest.raises(ValueError, match="JOBS=2 needs root"):
+        pool.check_jobs(2, 4 << 30, available=10 << 30, as_root=False)
 
 
 def test_shares_are_deterministic_and_cover_the_class():
@@ -231,3 +233,11 @@ def test_a_merge_refuses_shards_that_disagree(course, whole, tmp_path):
         reports.merge(tmp_path / "merged", [whole, other])
     with pytest.raises(ValueError, match="no results/"):
         reports.merge(tmp_path / "merged", [tmp_path / "nothing"])
+
+
+def test_a_student_id_that_cannot_name_a_file_is_refused_by_name(tmp_path):
+    for fine in ("ann", "John Doe", "a.b@uni.edu", "José"):
+        assert store.result_path(tmp_path, fine, "tiny") == tmp_path / "results" / fine / "tiny.json"
+    for bad in ("..", ".hidden", "a\\b", "a\x01"):
+        with pytest.raises(ValueError, match=f"student id {re.escape(repr(bad))}"):
+            store.result_path(tmp_path, bad, "tiny")

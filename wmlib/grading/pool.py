@@ -25,7 +25,7 @@ import time
 
 from wmlib.grading import store
 from wmlib.grading.grader import Submission, grade_one
-from wmlib.grading.sandbox import Limits
+from wmlib.grading.sandbox import SANDBOX_UIDS, Limits
 
 GIB = 1 << 30
 
@@ -41,11 +41,17 @@ def available_memory() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_jobs(jobs: int, memory_bytes: int, available: int | None = None) -> None:
+def check_jobs(jobs: int, memory_bytes: int, available: int | None = None, as_root: bool | None = None) -> None:
     """Refuse (ValueError) a number of parallel kernels whose memory limits together exceed the
-    available memory. One kernel is always allowed: its limit is a ceiling, not a reservation."""
+    available memory. One kernel is always allowed: its limit is a ceiling, not a reservation.
+    More than one needs root: as a normal user every kernel runs under the user's own id, whose
+    process count they share, so one submission's fork bomb could starve its neighbours' tests."""
     if jobs < 1:
         raise ValueError(f"JOBS={jobs}: at least one kernel is needed")
+    as_root = os.geteuid() == 0 if as_root is None else as_root
+    if jobs > 1 and not as_root:
+        raise ValueError(f"JOBS={jobs} needs root: as a normal user the kernels share your user id and its process "
+                         "limit, so one submission could starve the others; grade with JOBS=1, or as root")
     available = available_memory() if available is None else available
     need = jobs * memory_bytes
     if jobs > 1 and need > available:
@@ -54,6 +60,9 @@ def check_jobs(jobs: int, memory_bytes: int, available: int | None = None) -> No
             f"JOBS={jobs} needs {jobs} x {memory_bytes / GIB:.1f} GiB = {need / GIB:.1f} GiB (each kernel's memory "
             f"limit, --memory-gb), but this machine has {available / GIB:.1f} GiB available: use JOBS={fits} or "
             f"fewer, or a lower --memory-gb")
+    if jobs > len(SANDBOX_UIDS):
+        raise ValueError(f"JOBS={jobs}: one machine has {len(SANDBOX_UIDS)} sandbox user ids (WMR_SANDBOX_UID), "
+                         f"so at most {len(SANDBOX_UIDS)} kernels at once")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,14 +24,15 @@ import tempfile
 FORMAT = 1  # the layout of a stored result; a result of another format is graded again
 # The modules whose code decides a grade (not the command line, the reports or the pool).
 GRADING_MODULES = ("grader.py", "sandbox.py", "cells.py", "probe.py", "checks.py")
-SAFE_NAME = re.compile(r"[\w@+-][\w.@+-]{0,199}")
+SAFE_NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,199}")  # no path separator, no leading dot
 
 
 def check_name(name: str, what: str) -> str:
-    """name, if it is safe as one file or folder name (letters, digits, ``_.@+-``, not starting with
-    a dot); otherwise ValueError naming it. Student ids come from file names, so they are checked."""
+    """name, if it is safe as one file or folder name (no slash or backslash, no control character, not
+    starting with a dot, at most 200 characters); otherwise ValueError naming it. Student ids come from
+    the names of submitted files and folders, so they are checked before they name a result."""
     if not SAFE_NAME.fullmatch(name):
-        raise ValueError(f"{what} {name!r} cannot name a file: use letters, digits and _.@+- (not a leading '.')")
+        raise ValueError(f"{what} {name!r} cannot name a file (a slash, a control character or a leading '.')")
     return name
 
 

@@ -30,7 +30,7 @@ help:
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"
-	@echo "make grade SUBMISSIONS=dir [OUT=grades]  instructors: autograde submissions in the sandbox"
+	@echo "make grade SUBMISSIONS=dir [OUT=grades] [JOBS=N] [SHARD=K/N]  instructors: autograde what is new or changed, N kernels at once"
 	@echo "make book     the course site, offline (student build: no solutions) -> book/_build/student/_build/html"
 	@echo "make book-instructor  the same site with solutions and hidden tests -> book/_build/instructor/_build/html"
 	@echo "make book-screenshots  both builds, then headless-Chromium screenshots of every page"
@@ -77,9 +77,12 @@ release: setup
 	done
 
 OUT ?= grades
+# Kernels at once: JOBS only when given (make grade ... JOBS=2); its default above counts cores for the tests.
+GRADE_JOBS = $(if $(filter command line environment,$(origin JOBS)),$(JOBS),1)
+GRADE_ARGS ?=
 grade: setup dataset
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [OUT=grades]"; exit 2; }
-	@$(BIN)/python -m wmlib.grading "$(SUBMISSIONS)" --out "$(OUT)"
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [OUT=grades] [JOBS=N] [SHARD=K/N] [GRADE_ARGS=--regrade]"; exit 2; }
+	@$(BIN)/python -m wmlib.grading "$(SUBMISSIONS)" --out "$(OUT)" --jobs "$(GRADE_JOBS)" $(if $(SHARD),--shard "$(SHARD)") $(GRADE_ARGS)
 
 lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"

@@ -17,14 +17,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Work units for the workers, heaviest first, so that two workers finish at about the same time.
 # A unit is one chapter's notebook checks (they share one execution) or one test module (they
 # share its module-scoped fixtures); the order never changes what a test checks.
-HEAVY_FIRST = ("chapter:06", "chapter:07", "chapter:05", "chapter:04", "chapter:03", "test_grading.py", "chapter:02",
+HEAVY_FIRST = ("chapter:06", "chapter:07", "chapter:05", "chapter:04", "chapter:03", "test_grading.py",
+               "test_grading_class.py", "chapter:02",
                "test_book.py", "test_grading_chapter.py", "chapter:01")
 
 # `make test-fast` leaves out every test marked slow: those of these modules, and any test that
 # uses a chapter's execution or a simulator (the `env` fixtures).
 SLOW_MODULES = {"test_envs.py", "test_collect.py", "test_sim_model.py", "test_book.py", "test_grading.py",
-                "test_grading_chapter.py", "test_selfcheck.py", "test_setup.py", "test_twin.py",
-                "test_lab_loop.py"}
+                "test_grading_chapter.py", "test_grading_class.py", "test_selfcheck.py", "test_setup.py",
+                "test_twin.py", "test_lab_loop.py"}
 SLOW_FIXTURES = {"chapter_run", "env"}
 
 

@@ -216,6 +216,8 @@ def attack_cases(grades_dir: str, port: int) -> list[Case]:
         Case("deleted_test", 9, "deleted cell ex2_transitions_tests", lambda nb: (
             cell_of(nb, "ex2_transitions").__setitem__("source", WRONG_TRANSITIONS),
             nb.cells.remove(cell_of(nb, "ex2_transitions_tests")))),
+        Case("deleted_answer", 9, "deleted cell ex2_transitions", lambda nb: nb.cells.remove(
+            cell_of(nb, "ex2_transitions"))),
         Case("forged_checksum", FULL, "edited locked cell", forge_checksum),
         Case("reads_solutions", 8, None, lambda nb: cell_of(nb, "ex1_validator").__setitem__("source", (
             "import json, glob\nREQUIRED = ('observation/state', 'action', 'reward', 'is_first', 'is_last')\n"

@@ -1,4 +1,5 @@
-"""`make grade` on a class of honest and hostile submissions: every grade right, the gradebook intact.
+"""`make grade` on a class of honest and hostile submissions: every grade right, the gradebook intact,
+with two kernels at once (as root), so that no attack reaches the submission graded beside it.
 
 The hostile cases are graded against the tiny synthetic assignment of `grading_battery` (seconds
 a submission); `test_grading_chapter.py` grades real chapter-1 submissions, one per layout."""
@@ -21,10 +22,10 @@ from wmlib.grading.checks import same, same_array
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make setup)")
 
 
-def grade(submissions, out, course=REPO, cell_timeout=40, timeout=1500):
+def grade(submissions, out, course=REPO, cell_timeout=40, timeout=1500, jobs=1):
     """Run `python -m wmlib.grading` as `make grade` does; returns (process, student -> csv row)."""
     result = subprocess.run([sys.executable, "-m", "wmlib.grading", str(submissions), "--out", str(out),
-                             "--cell-timeout", str(cell_timeout), "--course", str(course)],
+                             "--cell-timeout", str(cell_timeout), "--course", str(course), "--jobs", str(jobs)],
                             cwd=REPO, capture_output=True, text=True, timeout=timeout)
     rows = {}
     if (out / "grades.csv").exists():
@@ -60,7 +61,8 @@ def graded(tmp_path_factory):
                     return
     threading.Thread(target=accept, daemon=True).start()
     expected = grading_battery.write_battery(submissions, course, str(out), listener.getsockname()[1])
-    result, rows = grade(submissions, out, course=course, cell_timeout=20)
+    # two kernels at once where the grader may run them (as root): each attack runs beside another submission
+    result, rows = grade(submissions, out, course=course, cell_timeout=20, jobs=2 if os.geteuid() == 0 else 1)
     listener.close()
     return expected, rows, result, out, connections, course
 

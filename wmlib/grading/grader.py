@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import pathlib
+import shutil
 import time
 
 import nbformat
@@ -34,6 +35,7 @@ class Submission:
     student: str
     assignment: str
     path: pathlib.Path
+    origin: pathlib.Path | None = None  # the file as found, when path was unpacked from it (a zip)
 
 
 def is_test(cell) -> bool:
@@ -54,6 +56,8 @@ class Plan:
     roles: list[tuple[str, str | None]]
     tests: dict[str, float]  # grade_id -> points
     flags: list[str]
+    # test grade_id -> whether the student changed any answer cell between the previous test cell and it
+    attempted: dict[str, bool] = dataclasses.field(default_factory=dict)
 
 
 def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
@@ -92,8 +96,12 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
             if plain.cell_type == "code":
                 extra.setdefault(anchor, []).append(plain)
     flags += [f"deleted cell {gid} (restored)" for gid in sorted(known - seen)]
+    for cell in source_cells:  # a deleted answer cell comes back as the student copy had it, never as the solution
+        gid = meta(cell)["grade_id"]
+        if is_answer(cell) and gid not in answers:
+            answers[gid] = released[gid].source if gid in released else ""
 
-    cells, roles, tests = [], [], {}
+    cells, roles, tests, attempted, changed = [], [], {}, {}, []
 
     def add(cell, role, gid):
         cells.append(cell)
@@ -103,10 +111,15 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
         add(cell, "student", None)
     for cell in source_cells:
         gid = meta(cell)["grade_id"]
+        if gid in answers:
+            stub = released[gid].source if gid in released else None
+            changed.append(answers[gid].strip() != (stub or "").strip())
         if gid in answers and cell.cell_type == "code":
             add(nbformat.v4.new_code_cell(answers[gid]), "answer", gid)
         elif is_test(cell):
             tests[gid] = float(meta(cell).get("points", 0))
+            attempted[gid] = any(changed) or not changed
+            changed = []
             add(nbformat.v4.new_raw_cell(probe), "probe", gid)
             add(nbformat.v4.new_code_cell(visible_part(cell.source)), "visible", gid)
             if hidden_part(cell.source).strip():
@@ -123,7 +136,7 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
             add(copy.deepcopy(cell), "locked", gid)
         for own in extra.get(gid, []):
             add(own, "student", None)
-    return Plan(cells, roles, tests, flags)
+    return Plan(cells, roles, tests, flags, attempted)
 
 
 # ------------------------------------------------------------------ running
@@ -226,6 +239,7 @@ class Result:
     flags: list[str]
     seconds: float
     feedback: object  # a notebook for the student
+    attempted: dict[str, bool] = dataclasses.field(default_factory=dict)  # test grade_id -> answer changed
 
     @property
     def total(self) -> float:
@@ -287,10 +301,12 @@ def grade_one(sub: Submission, source_nb, release_nb, probe: str, workroot: path
         tests = {meta(c)["grade_id"]: float(meta(c).get("points", 0)) for c in source_nb.cells if is_test(c)}
         return Result(sub, {g: 0.0 for g in tests}, tests, {g: "not run" for g in tests},
                       [f"unreadable notebook: {type(err).__name__}: {str(err)[:200]}"], 0.0,
-                      nbformat.v4.new_notebook())
+                      nbformat.v4.new_notebook(), {g: False for g in tests})
     plan = plan_submission(student_nb, source_nb, release_nb, probe)
     digest = hashlib.sha1(f"{sub.student}/{sub.assignment}".encode()).hexdigest()[:10]
     status = run_plan(plan, workroot / digest, repo, limits, cell_timeout, notebook_timeout)
+    shutil.rmtree(workroot / digest, ignore_errors=True)  # the kernel and its processes have ended
     scores, outcome = score(plan, status)
     feedback = feedback_notebook(plan, status, outcome, scores, plan.flags)
-    return Result(sub, scores, dict(plan.tests), outcome, plan.flags, time.monotonic() - start, feedback)
+    return Result(sub, scores, dict(plan.tests), outcome, plan.flags, time.monotonic() - start, feedback,
+                  dict(plan.attempted))

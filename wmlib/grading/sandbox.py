@@ -90,6 +90,8 @@ def readonly_paths(repo: pathlib.Path) -> list[pathlib.Path]:
     """What the kernel needs to run course notebooks, all bound read-only."""
     python_home = pathlib.Path(os.path.realpath(sys.executable)).parents[1]  # the base Python install
     paths = [pathlib.Path(sys.prefix), python_home, repo / "wmlib", repo / "datasets"]
+    if (repo / "datasets").is_dir():  # a dataset kept on another disk and linked in: bound where it really is
+        paths += [pathlib.Path(os.path.realpath(p)) for p in (repo / "datasets").iterdir() if p.is_symlink()]
     return sorted({p for p in paths if p.exists()})
 
 
@@ -131,6 +133,7 @@ def sandbox_prefix(workdir: pathlib.Path, repo: pathlib.Path, limits: Limits) ->
               "--clearenv", "--setenv", "HOME", str(workdir), "--setenv", "PATH", f"{sys.prefix}/bin:/usr/bin:/bin",
               "--setenv", "MPLBACKEND", "Agg", "--setenv", "TF_CPP_MIN_LOG_LEVEL", "2",
               "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "WMR_DATASETS", str(repo / "datasets"),
+              "--setenv", "PYTHONPATH", str(repo),  # this checkout's wmlib, whatever the venv's install points at
               "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "JUPYTER_PLATFORM_DIRS", "1",
               "--setenv", "IPYTHONDIR", str(workdir / ".ipython")]
     limit = ["prlimit", f"--as={limits.memory_bytes}", f"--nproc={nproc}", f"--fsize={limits.file_bytes}",
@@ -255,6 +258,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         # the kernel is the course's Python, whatever kernelspec Jupyter would pick
         cmd = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
         return sandbox_prefix(self.sandbox_workdir, self.sandbox_repo, self.sandbox_limits) + cmd
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        import subprocess
+
+        kw.setdefault("stdout", subprocess.DEVNULL)  # the kernel's start-up banner; its errors still show
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     def write_connection_file(self, **kwargs):
         super().write_connection_file(**kwargs)

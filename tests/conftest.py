@@ -17,9 +17,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # Work units for the workers, heaviest first, so that two workers finish at about the same time.
 # A unit is one chapter's notebook checks (they share one execution) or one test module (they
 # share its module-scoped fixtures); the order never changes what a test checks.
-HEAVY_FIRST = ("chapter:06", "chapter:07", "chapter:05", "chapter:04", "chapter:03", "test_grading.py",
-               "test_grading_class.py", "chapter:02",
-               "test_book.py", "test_grading_chapter.py", "chapter:01")
+HEAVY_FIRST = ("grading", "chapter:06", "chapter:08", "chapter:07", "chapter:05", "chapter:04", "chapter:03",
+               "chapter:02", "test_book.py", "chapter:01")
 
 # `make test-fast` leaves out every test marked slow: those of these modules, and any test that
 # uses a chapter's execution or a simulator (the `env` fixtures).
@@ -63,12 +62,16 @@ def chapter_run():
 
 def work_unit(nodeid: str) -> str:
     """The unit of work a test belongs to: its chapter (tests of test_notebooks.py parametrized by
-    a chapter share that chapter's execution), or its module (its module-scoped fixtures)."""
+    a chapter share that chapter's execution), the grader's tests together (they check that no
+    sandboxed process outlives a grading run, which another run beside them would break), or its
+    module (its module-scoped fixtures)."""
     path, _, rest = nodeid.partition("::")
     module = path.rsplit("/", 1)[-1]
     chapter = re.search(r"\[(\d\d)_", rest)
     if module == "test_notebooks.py" and chapter:
         return f"chapter:{chapter.group(1)}"
+    if module.startswith("test_grading"):
+        return "grading"
     return module
 
 

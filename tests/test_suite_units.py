@@ -16,10 +16,17 @@ def test_other_tests_form_one_unit_per_module():
         == "test_book.py"
     assert work_unit("tests/test_notebooks.py::test_committed_course_is_exactly_the_release_of_the_solutions") \
         == "test_notebooks.py"
-    assert work_unit("tests/test_grading.py::test_each_attack_gets_the_right_grade[loop]") == "test_grading.py"
+
+
+
+def test_the_graders_tests_form_one_unit_since_each_checks_that_no_sandboxed_process_survives():
+    for module in ("test_grading.py", "test_grading_class.py", "test_grading_chapter.py"):
+        assert work_unit(f"tests/{module}::test_x[loop]") == "grading"
 
 
 def test_every_heavy_unit_named_for_ordering_exists():
     assert len(set(HEAVY_FIRST)) == len(HEAVY_FIRST)
     modules = {p.name for p in (REPO / "tests").glob("test_*.py")}
-    assert all(unit.startswith("chapter:") or unit in modules for unit in HEAVY_FIRST)
+    assert all(unit.startswith("chapter:") or unit == "grading" or unit in modules for unit in HEAVY_FIRST)
+    chapters = {f"chapter:{p.name[:2]}" for p in (REPO / "solutions").iterdir() if p.is_dir() and p.name[:2].isdigit()}
+    assert {u for u in HEAVY_FIRST if u.startswith("chapter:")} <= chapters

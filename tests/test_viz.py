@@ -59,3 +59,36 @@ def test_imagined_frames_sit_under_the_real_ones_with_their_psnr():
     assert len(fig.axes) == 8 and scores[0] > 60 and 15 < scores[3] < 25, scores
     with pytest.raises(ValueError, match="must match"):
         viz.imagined_frames(real, exact[:3])
+
+
+def test_keypoints_sit_where_their_maps_peak_and_the_explorer_follows_its_controls():
+    frames = np.zeros((2, 64, 64, 3), dtype=np.uint8)
+    maps = np.zeros((2, 3, 16, 16), dtype=np.float32)
+    maps[0, 1, 0, 15] = 40.0                                    # keypoint 1 of frame 0: top right
+    maps[1, 2, 15, 0] = 40.0                                    # keypoint 2 of frame 1: bottom left
+    fig, points, shown = viz.keypoint_figure(frames[0], maps[0])
+    assert shown == 1, "by default the most peaked keypoint is shown"
+    assert points[1] == pytest.approx([63.0, 0.0], abs=0.1) and points[0] == pytest.approx([31.5, 31.5], abs=0.1)
+    with pytest.raises(IndexError, match="3 keypoints"):
+        viz.keypoint_figure(frames[0], maps[0], channel=3)
+    controls = viz.keypoint_explorer(frames, maps, {"first": 0, "second": 1})
+    pick, channel = controls.children
+    pick.value = "second"
+    channel.value = 2
+    assert controls.shown["frame"] == 1 and controls.shown["channel"] == 2
+    assert controls.shown["keypoints"][2] == pytest.approx([0.0, 63.0], abs=0.1)
+
+
+def test_the_plan_explorer_steps_through_decisions_and_marks_the_cheapest():
+    layout = {"extra/tcp_pose": slice(0, 3), "extra/obj_pose": slice(3, 6), "extra/goal_pos": slice(6, 9)}
+    rng = np.random.default_rng(1)
+    decisions = [{"state": rng.normal(0, 0.1, 9), "paths": rng.normal(0, 0.1, (8, 4, 2)), "costs": rng.random(8),
+                  "chosen": rng.normal(0, 0.1, (4, 2)), "step": 2 * i} for i in range(3)]
+    _, cheapest = viz.plan_figure(decisions[1], layout)
+    assert cheapest == int(np.argmin(decisions[1]["costs"]))
+    with pytest.raises(ValueError, match="one cost each"):
+        viz.plan_figure({**decisions[0], "costs": np.ones(3)}, layout)
+    controls = viz.plan_explorer(decisions, layout)
+    (slider,) = controls.children
+    slider.value = 2
+    assert controls.shown == {"decision": 2, "cheapest": int(np.argmin(decisions[2]["costs"]))}

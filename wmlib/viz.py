@@ -1,5 +1,6 @@
 """Looking at episodes and predictions: one step as a figure, a scrubber to move through time, action
-coverage, and an ensemble's open-loop rollouts against what was recorded, step by step.
+coverage, an ensemble's open-loop rollouts against what was recorded, step by step, an encoder's
+keypoints over the frame it read, and a planner's candidate plans at each decision of an episode.
 
 ``scrubber(episodes)`` shows frame t, the action a_t sent from it and frame t+1 side
 by side, above the state and action over the whole episode. It is an ordinary
@@ -219,3 +220,141 @@ def imagined_frames(real, drawn, every: int = 1, title: str = ""):
         axes[1, column].set_title(f"{scores[k]:.1f} dB", fontsize=8)
     fig.suptitle(title or "recorded (top) and imagined (bottom)", fontsize=10)
     return fig, scores
+
+
+def keypoint_figure(frame, maps, title: str = "", channel: int | None = None):
+    """A frame with an encoder's soft-argmax keypoints over it (chapter 3), beside one keypoint's map.
+
+    frame: (S, S, 3) uint8 or (3, S, S) in [0, 1], as the encoder saw it; maps: (C, h, w) the last
+    convolution's feature maps for that frame (logits). Keypoint c sits at the expected position of
+    softmax(maps[c]), x from -1 (left) to 1 (right), y from -1 (top) to 1 (bottom), drawn in frame pixels.
+    channel: the keypoint whose softmax is shown on the right (default: the most peaked one).
+    Returns (figure, keypoints (C, 2) in frame pixels, the channel shown)."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from wmlib.models.encoder import soft_argmax
+
+    image = np.asarray(frame)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)                                    # (3, S, S) -> (S, S, 3)
+    image = image / 255.0 if image.dtype == np.uint8 else np.clip(image, 0, 1)
+    maps = torch.as_tensor(maps, dtype=torch.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (C, h, w) for one frame, got shape {tuple(maps.shape)}")
+    size = image.shape[0]
+    points = (soft_argmax(maps[None])[0].numpy() + 1) / 2 * (size - 1)      # (C, 2) pixels of the frame
+    heat = maps.flatten(1).softmax(-1).reshape(maps.shape)                  # (C, h, w)
+    if channel is None:
+        channel = int(heat.flatten(1).max(-1).values.argmax())
+    if not 0 <= channel < len(maps):
+        raise IndexError(f"there are {len(maps)} keypoints, not a keypoint {channel}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4), layout="constrained")
+    left.imshow(image)
+    left.scatter(points[:, 0], points[:, 1], s=18, c=np.arange(len(points)), cmap="tab20", edgecolors="k", lw=0.5)
+    left.scatter(*points[channel], s=120, facecolors="none", edgecolors="r", lw=2)
+    left.set_title(title or f"{len(points)} keypoints (circled: {channel})", fontsize=9)
+    right.imshow(image)
+    right.imshow(heat[channel].numpy(), extent=(-0.5, size - 0.5, size - 0.5, -0.5), alpha=0.6, cmap="magma")
+    right.set_title(f"keypoint {channel}: where its softmax puts the weight", fontsize=9)
+    for ax in (left, right):
+        ax.axis("off")
+    return fig, points, channel
+
+
+def keypoint_explorer(frames, maps, choices: dict):
+    """Pick a frame and a keypoint: ``keypoint_figure`` redrawn in place. frames (N, ...) as the encoder saw
+    them, maps (N, C, h, w); choices: label -> frame index. Returns the controls (already displayed);
+    ``controls.shown`` holds the frame, the channel and the keypoints of the figure on screen."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    labels = list(choices)
+
+    def figure(label, channel):
+        i = choices[label]
+        fig, points, shown = keypoint_figure(frames[i], maps[i], title=label, channel=channel)
+        plt.close(fig)
+        controls.shown = {"frame": i, "channel": shown, "keypoints": points}
+        return fig
+
+    pick = widgets.Dropdown(options=labels, value=labels[0], description="frame")
+    channel = widgets.IntSlider(value=0, min=0, max=len(maps[0]) - 1, description="keypoint", continuous_update=False)
+    controls = widgets.HBox([pick, channel])
+    handle = display(figure(pick.value, channel.value), display_id=True)
+
+    def redraw(_=None):
+        fig = figure(pick.value, channel.value)
+        if handle is not None:
+            handle.update(fig)
+
+    pick.observe(redraw, names="value")
+    channel.observe(redraw, names="value")
+    display(controls)
+    return controls
+
+
+def plan_figure(decision: dict, layout: dict, title: str = ""):
+    """One planning decision seen from above (chapter 5): the gripper paths the model predicts for the
+    candidate plans, coloured by their predicted cost, the chosen plan's path in red, the cube, the
+    goal disc and where the gripper is now.
+
+    decision: {"state" (D,), "paths" (N, H, 2) predicted gripper x, y of each candidate (members' mean),
+    "costs" (N,), "chosen" (H, 2) the chosen plan's predicted gripper path, optionally "step"}.
+    Returns (figure, index of the cheapest candidate shown)."""
+    import matplotlib.pyplot as plt
+
+    state = np.asarray(decision["state"], dtype=float)
+    paths, costs = np.asarray(decision["paths"], dtype=float), np.asarray(decision["costs"], dtype=float)
+    if paths.ndim != 3 or paths.shape[-1] != 2 or len(paths) != len(costs):
+        raise ValueError(f"paths must be (N, H, 2) with one cost each, got {paths.shape} and {costs.shape}")
+    tcp, cube, goal = (state[layout[k]][:2] for k in ("extra/tcp_pose", "extra/obj_pose", "extra/goal_pos"))
+    fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
+    span = np.ptp(costs) or 1.0
+    colours = plt.cm.viridis((costs - costs.min()) / span)
+    for n in np.argsort(-costs):                                    # the cheapest drawn last, on top
+        ax.plot(*np.vstack([tcp, paths[n]]).T, "-", color=colours[n], lw=0.8, alpha=0.7)
+    ax.plot(*np.vstack([tcp, np.asarray(decision["chosen"], dtype=float)]).T, "r-o", ms=3, lw=2.5, label="chosen plan")
+    ax.add_patch(plt.Circle(goal.tolist(), 0.1, color="tab:red", alpha=0.08))
+    ax.plot(*goal, "+", color="tab:red", ms=12, label="goal")
+    ax.plot(*cube, "s", color="k", ms=8, mfc="none", label="cube")
+    ax.plot(*tcp, "o", color="k", ms=6, label="gripper now")
+    ax.set_aspect("equal")
+    ax.set(xlabel="x (m)", ylabel="y (m)")
+    step = f"step {decision['step']}: " if "step" in decision else ""
+    ax.set_title(title or f"{step}{len(costs)} candidates (yellow: costly, purple: cheap) and the plan sent",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    return fig, int(np.argmin(costs))
+
+
+def plan_explorer(decisions: list[dict], layout: dict):
+    """Step through an episode's planning decisions: ``plan_figure`` redrawn in place by a slider.
+    Returns the controls (already displayed); ``controls.shown`` holds the decision on screen."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if not decisions:
+        raise ValueError("no decisions to show")
+
+    def figure(i):
+        fig, cheapest = plan_figure(decisions[i], layout)
+        plt.close(fig)
+        controls.shown = {"decision": i, "cheapest": cheapest}
+        return fig
+
+    pick = widgets.IntSlider(value=0, min=0, max=len(decisions) - 1, description="decision",
+                             continuous_update=False)
+    controls = widgets.HBox([pick])
+    handle = display(figure(0), display_id=True)
+
+    def redraw(_=None):
+        fig = figure(pick.value)
+        if handle is not None:
+            handle.update(fig)
+
+    pick.observe(redraw, names="value")
+    display(controls)
+    return controls

@@ -18,7 +18,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system browser venv lab test test-fast lint dataset fixture release grade book book-instructor book-screenshots
+.PHONY: help setup system browser venv lab test test-fast lint dataset fixture release grade grade-merge student-edition book book-instructor book-screenshots
 .DEFAULT_GOAL := help
 
 help:
@@ -30,7 +30,9 @@ help:
 	@echo "make dataset  build the default RLDS dataset under datasets/ (kept if already built)"
 	@echo "make fixture  rebuild the small test dataset under datasets/fixture/"
 	@echo "make release  instructors: regenerate the student notebooks in course/ from solutions/ (nbgrader)"
-	@echo "make grade SUBMISSIONS=dir [OUT=grades] [JOBS=N] [SHARD=K/N]  instructors: autograde what is new or changed, N kernels at once"
+	@echo "make grade SUBMISSIONS=dir [OUT=grades] [JOBS=N] [SHARD=K/N] [ANONYMISE=1]  instructors: autograde what is new or changed, N kernels at once; export the hand-graded answers to OUT/manual/"
+	@echo "make grade-merge MANUAL='a.csv b.csv' [OUT=grades]  instructors: merge filled hand-grading CSVs into the grades and feedback"
+	@echo "make student-edition DEST=dir  instructors: what students are given (notebooks, wmlib, dataset recipe, safe tests; no solutions)"
 	@echo "make book     the course site, offline (student build: no solutions) -> book/_build/student/_build/html"
 	@echo "make book-instructor  the same site with solutions and hidden tests -> book/_build/instructor/_build/html"
 	@echo "make book-screenshots  both builds, then headless-Chromium screenshots of every page"
@@ -81,8 +83,18 @@ OUT ?= grades
 GRADE_JOBS = $(if $(filter command line environment,$(origin JOBS)),$(JOBS),1)
 GRADE_ARGS ?=
 grade: setup dataset
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [OUT=grades] [JOBS=N] [SHARD=K/N] [GRADE_ARGS=--regrade]"; exit 2; }
-	@$(BIN)/python -m wmlib.grading "$(SUBMISSIONS)" --out "$(OUT)" --jobs "$(GRADE_JOBS)" $(if $(SHARD),--shard "$(SHARD)") $(GRADE_ARGS)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<folder of submissions> [OUT=grades] [JOBS=N] [SHARD=K/N] [ANONYMISE=1] [GRADE_ARGS=--regrade]"; exit 2; }
+	@$(BIN)/python -m wmlib.grading "$(SUBMISSIONS)" --out "$(OUT)" --jobs "$(GRADE_JOBS)" $(if $(SHARD),--shard "$(SHARD)") $(if $(ANONYMISE),--anonymise) $(GRADE_ARGS)
+
+# Hand grades: the CSVs `make grade` exported to OUT/manual/<assignment>/<grade id>.csv, filled in.
+grade-merge: setup
+	@test -n "$(MANUAL)" || { echo "usage: make grade-merge MANUAL='<filled csv> ...' [OUT=grades]"; exit 2; }
+	@$(BIN)/python -m wmlib.grading --manual $(MANUAL) --out "$(OUT)" $(if $(ANONYMISE),--anonymise)
+
+# What students are given: course/, wmlib, the dataset recipe, the student-safe tests; no solutions.
+student-edition: setup
+	@test -n "$(DEST)" || { echo "usage: make student-edition DEST=<new or empty folder>"; exit 2; }
+	@$(BIN)/python edition/build.py "$(DEST)"
 
 lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"

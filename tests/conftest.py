@@ -23,8 +23,8 @@ HEAVY_FIRST = ("grading", "chapter:06", "chapter:08", "chapter:07", "chapter:05"
 # `make test-fast` leaves out every test marked slow: those of these modules, and any test that
 # uses a chapter's execution or a simulator (the `env` fixtures).
 SLOW_MODULES = {"test_envs.py", "test_collect.py", "test_sim_model.py", "test_book.py", "test_grading.py",
-                "test_grading_chapter.py", "test_grading_class.py", "test_selfcheck.py", "test_setup.py",
-                "test_twin.py", "test_lab_loop.py"}
+                "test_grading_chapter.py", "test_grading_class.py", "test_grading_manual.py", "test_selfcheck.py",
+                "test_setup.py", "test_twin.py", "test_lab_loop.py"}
 SLOW_FIXTURES = {"chapter_run", "env"}
 
 

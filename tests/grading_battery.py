@@ -136,9 +136,24 @@ def tiny_cell(gid, kind, source, points):
     return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta, "tags": ["setup"] if gid == "setup" else []})
 
 
-def write_tiny_course(root: pathlib.Path) -> pathlib.Path:
-    """root/solutions/tiny/tiny.ipynb, and its release root/course/tiny/tiny.ipynb made by nbgrader."""
-    nb = nbformat.v4.new_notebook(cells=[tiny_cell(*spec) for spec in TINY_CELLS], metadata={
+WRITTEN_ID, WRITTEN_POINTS = "ex5_answer", 2
+WRITTEN_MODEL = "Lengths tell you how much of each episode a model may learn from, and where it stops."
+
+
+def written_cell():
+    """A hand-graded answer cell (markdown, graded and a solution), worth WRITTEN_POINTS."""
+    meta = {"grade": True, "grade_id": WRITTEN_ID, "locked": False, "points": WRITTEN_POINTS, "schema_version": 3,
+            "solution": True, "task": False}
+    return nbformat.v4.new_markdown_cell(WRITTEN_MODEL, metadata={"nbgrader": meta})
+
+
+def write_tiny_course(root: pathlib.Path, written: bool = False) -> pathlib.Path:
+    """root/solutions/tiny/tiny.ipynb, and its release root/course/tiny/tiny.ipynb made by nbgrader;
+    with written, a hand-graded answer cell (``written_cell``) before the self-check."""
+    specs = [tiny_cell(*spec) for spec in TINY_CELLS]
+    if written:
+        specs.insert(-1, written_cell())
+    nb = nbformat.v4.new_notebook(cells=specs, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     write(nb, root / "solutions" / TINY / f"{TINY}.ipynb")
     subprocess.run([str(NBGRADER), "generate_assignment", TINY, "--force", "--no-db",

@@ -3,6 +3,10 @@
     python -m wmlib.grading SUBMISSIONS --out grades [--jobs N] [--shard K/N] [--regrade]
     python -m wmlib.grading --collect --out grades             (rebuild the reports, grade nothing)
     python -m wmlib.grading --merge shard0 shard1 --out grades  (one gradebook from several machines)
+    python -m wmlib.grading --manual FILLED.csv ... --out grades  (merge hand grades; `make grade-merge`)
+
+Every run also exports the hand-graded (written) answers, one page and one CSV per question, to
+OUT/manual/ (``--anonymise``: students named by stable codes; see wmlib.grading.manual).
 
 Each submission's result is stored the moment it is graded (wmlib.grading.store), so a grader
 stopped at any point and started again grades only what it had not stored yet.
@@ -21,7 +25,7 @@ import zipfile
 
 from tqdm.auto import tqdm
 
-from wmlib.grading import pool, reports, shard, store
+from wmlib.grading import cells, manual, pool, reports, shard, store
 from wmlib.grading.grader import Submission
 from wmlib.grading.probe import probe_expression
 from wmlib.grading.reports import possible, total, write_reports
@@ -79,9 +83,26 @@ def duplicates(subs: list[Submission]) -> str:
                      for (student, assignment), found in seen.items() if len(found) > 1)
 
 
-def report(out: pathlib.Path, show_rows: int = 200) -> list[dict]:
-    """Rebuild the reports from out/results and print the grades and the summary."""
+def model_answers(course: pathlib.Path, assignments) -> dict[tuple[str, str], str]:
+    """(assignment, grade id) -> the instructors' text of every written answer cell, from solutions/."""
+    import nbformat
+
+    found = {}
+    for assignment in assignments:
+        path = course / "solutions" / assignment / f"{assignment}.ipynb"
+        if path.is_file():
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cells.kind(cell) == "written":
+                    found[assignment, cells.grade_id(cell)] = cells.source(cell)
+    return found
+
+
+def report(out: pathlib.Path, show_rows: int = 200, anonymise: bool = False,
+           course: pathlib.Path = REPO) -> list[dict]:
+    """Rebuild the reports from out/results, export the hand-graded answers, and print the grades
+    and the summary."""
     records = write_reports(out)
+    exported = manual.export(out, records, anonymise, model_answers(course, {r["assignment"] for r in records}))
     if len(records) <= show_rows:
         print(f"\n{'student':20s} {'assignment':14s} {'score':>9s}  flags")
         for r in records:
@@ -91,6 +112,10 @@ def report(out: pathlib.Path, show_rows: int = 200) -> list[dict]:
     print((out / "summary.txt").read_text())
     print(f"wrote {out / 'grades.csv'} ({len(records)} results), {out / 'grades_lms.csv'}, {out / 'summary.json'} "
           f"and feedback in {out / 'feedback'}")
+    if exported:
+        print(f"hand-graded answers: {len(exported) // 2} questions in {out / 'manual'} (a page and a CSV each"
+              f"{'; codes in ' + str(out / manual.KEY_FILE) + ', keep it private' if anonymise else ''}); "
+              "fill the CSVs, then: make grade-merge MANUAL=...")
     return records
 
 
@@ -170,12 +195,26 @@ def main(argv=None):
     parser.add_argument("--merge", type=pathlib.Path, nargs="+", metavar="FOLDER",
                         help="grade nothing: copy the results and feedback of these --out folders (one per "
                              "shard) into --out and build its reports")
+    parser.add_argument("--manual", type=pathlib.Path, nargs="+", metavar="CSV",
+                        help="grade nothing: check and store the hand grades of these filled CSV files (exported "
+                             "to OUT/manual/), then rebuild the reports and the feedback pages")
+    parser.add_argument("--anonymise", action="store_true",
+                        help="name students by stable codes in the exported hand-grading pages and CSVs (the key: "
+                             f"OUT/{manual.KEY_FILE})")
     parser.add_argument("--course", type=pathlib.Path, default=REPO,
                         help="the folder holding solutions/ and course/ (default: this repository)")
     args = parser.parse_args(argv)
     failed = 0
     try:
-        if args.merge:
+        if args.manual:
+            changed = manual.merge(args.out, args.manual)
+            rebuilt = sum(manual.rebuild_feedback(args.out, student, assignment) for student, assignment in changed)
+            print(f"stored hand grades of {len(changed)} submissions from {len(args.manual)} files; rebuilt "
+                  f"{rebuilt} feedback pages")
+            if rebuilt < len(changed):
+                print(f"warning: {len(changed) - rebuilt} feedback pages could not be rebuilt (graded before "
+                      "hand grading was kept): grade them again with --regrade")
+        elif args.merge:
             copied = reports.merge(args.out, args.merge)
             print(f"merged {copied} results from {len(args.merge)} folders into {args.out}")
         elif not args.collect:
@@ -189,7 +228,7 @@ def main(argv=None):
             raise SystemExit(f"{args.out} holds no results/ to collect")
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    report(args.out)
+    report(args.out, anonymise=args.anonymise, course=args.course)
     if failed:
         raise SystemExit(1)
 

@@ -58,6 +58,8 @@ class Plan:
     flags: list[str]
     # test grade_id -> whether the student changed any answer cell between the previous test cell and it
     attempted: dict[str, bool] = dataclasses.field(default_factory=dict)
+    # written (hand-graded) grade_id -> {"answer": the student's text, "points": worth, "attempted": changed}
+    written: dict[str, dict] = dataclasses.field(default_factory=dict)
 
 
 def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
@@ -101,7 +103,7 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
         if is_answer(cell) and gid not in answers:
             answers[gid] = released[gid].source if gid in released else ""
 
-    cells, roles, tests, attempted, changed = [], [], {}, {}, []
+    cells, roles, tests, attempted, changed, written = [], [], {}, {}, [], {}
 
     def add(cell, role, gid):
         cells.append(cell)
@@ -132,11 +134,13 @@ def plan_submission(student_nb, source_nb, release_nb, probe: str) -> Plan:
             add(copy.deepcopy(cell), "locked", gid)
         elif gid in answers:  # a written answer: graded by hand, shown in the feedback
             add(nbformat.v4.new_markdown_cell(answers[gid]), "answer", gid)
+            written[gid] = {"answer": answers[gid], "points": float(meta(cell).get("points", 0) or 0),
+                            "attempted": changed[-1]}
         else:
             add(copy.deepcopy(cell), "locked", gid)
         for own in extra.get(gid, []):
             add(own, "student", None)
-    return Plan(cells, roles, tests, flags, attempted)
+    return Plan(cells, roles, tests, flags, attempted, written)
 
 
 # ------------------------------------------------------------------ running
@@ -240,6 +244,7 @@ class Result:
     seconds: float
     feedback: object  # a notebook for the student
     attempted: dict[str, bool] = dataclasses.field(default_factory=dict)  # test grade_id -> answer changed
+    written: dict[str, dict] = dataclasses.field(default_factory=dict)  # hand-graded answers (see Plan)
 
     @property
     def total(self) -> float:
@@ -286,10 +291,26 @@ def feedback_notebook(plan: Plan, status: list[str], outcome: dict, scores: dict
             cells.append(nbformat.v4.new_markdown_cell(
                 f"**`{gid}`: {outcome[gid]}, {scores[gid]:g} / {plan.tests[gid]:g} points.**"))
             continue
+        if role == "answer" and gid in plan.written:
+            cells.append(shown)
+            cells.append(hand_grade_cell(gid, plan.written[gid]["points"]))
+            continue
         if shown.cell_type == "code" and status[i] == "not run":
             shown.outputs = [nbformat.v4.new_output("stream", name="stderr", text="[not run]\n")]
         cells.append(shown)
     return nbformat.v4.new_notebook(cells=cells)
+
+
+def hand_grade_cell(gid: str, points: float, manual: dict | None = None):
+    """The feedback's line under a written answer: its hand grade and comment once given (manual:
+    {"points", "comment"}), "not graded yet" before. Tagged so that a later merge can rewrite it."""
+    if manual is None:
+        text = f"**`{gid}`: graded by hand, not graded yet ({points:g} points).**"
+    else:
+        text = f"**`{gid}`: graded by hand, {manual['points']:g} / {points:g} points.**"
+        if manual.get("comment"):
+            text += "\n\n> " + "\n> ".join(str(manual["comment"]).splitlines())
+    return nbformat.v4.new_markdown_cell(text, metadata={"wmlib": {"hand_grade": gid}})
 
 
 def grade_one(sub: Submission, source_nb, release_nb, probe: str, workroot: pathlib.Path, repo: pathlib.Path,
@@ -309,4 +330,4 @@ def grade_one(sub: Submission, source_nb, release_nb, probe: str, workroot: path
     scores, outcome = score(plan, status)
     feedback = feedback_notebook(plan, status, outcome, scores, plan.flags)
     return Result(sub, scores, dict(plan.tests), outcome, plan.flags, time.monotonic() - start, feedback,
-                  dict(plan.attempted))
+                  dict(plan.attempted), dict(plan.written))

@@ -23,7 +23,7 @@ import pathlib
 import socket
 import time
 
-from wmlib.grading import store
+from wmlib.grading import manual, store
 from wmlib.grading.grader import Submission, grade_one
 from wmlib.grading.sandbox import SANDBOX_UIDS, Limits
 
@@ -88,7 +88,6 @@ class Task:
 
 
 _notebooks: dict = {}  # (folder, assignment) -> notebook, read once per process
-_exporter = None
 
 
 def notebook(course: pathlib.Path, folder: str, assignment: str):
@@ -102,21 +101,15 @@ def notebook(course: pathlib.Path, folder: str, assignment: str):
 
 def grade_and_store(setup: Setup, task: Task) -> dict:
     """Grade one submission, write its feedback and then its result; returns the stored result."""
-    global _exporter
-    from nbconvert import HTMLExporter
-
     sub = task.submission
     result = grade_one(sub, notebook(setup.course, "solutions", sub.assignment),
                        notebook(setup.course, "course", sub.assignment), setup.probe, setup.workroot, setup.repo,
                        setup.limits, setup.cell_timeout, setup.notebook_timeout)
-    _exporter = _exporter or HTMLExporter()
-    html, _ = _exporter.from_notebook_node(result.feedback)
-    feedback = store.feedback_path(setup.out, sub.student, sub.assignment)
-    store.write_atomic(feedback, html.encode())
+    feedback = manual.write_feedback(setup.out, sub.student, sub.assignment, result.feedback, result.written)
     record = {
         "student": sub.student, "assignment": sub.assignment, "scores": result.scores,
         "max_scores": result.max_scores, "outcome": result.outcome, "attempted": result.attempted,
-        "flags": result.flags, "seconds": round(result.seconds, 2),
+        "written": result.written, "flags": result.flags, "seconds": round(result.seconds, 2),
         "feedback": feedback.relative_to(setup.out).as_posix(), "file": task.origin,
         "submission_sha256": task.submission_sha256, "grading_sha256": task.grading_sha256,
         "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": setup.run, "host": socket.gethostname(),

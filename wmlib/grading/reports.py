@@ -2,12 +2,16 @@
 be rebuilt at any time (``--collect``) and from several machines' folders (``--merge``):
 
 - ``grades.csv``: one row per submission: ``student, assignment, score, max_score``, the points of
-  every test cell (one column per grade id), ``flags`` (integrity report) and ``seconds``;
+  every test cell and every hand-graded answer (one column per grade id; empty while an answer
+  awaits its hand grade), ``flags`` (integrity report) and ``seconds``;
 - ``grades_lms.csv``: one row per student, for a learning-management system's grade import:
   ``student_id``, one column per assignment holding its total score (empty when the student
   submitted nothing for it), and ``total``;
-- ``summary.json`` and ``summary.txt``: per assignment and per exercise (test cell): mean,
-  min, max, a histogram, how many passed, were flagged, and were not attempted.
+- ``summary.json`` and ``summary.txt``: per assignment and per exercise (test cell or hand-graded
+  answer): mean, min, max, a histogram, how many passed, were flagged, and were not attempted.
+
+Scores and maxima include the hand grades merged so far (``wmlib.grading.manual``): a written
+answer counts towards ``max_score`` from the start, and towards ``score`` once graded.
 
 Rows are sorted by (student, assignment), so the same results always give the same files.
 """
@@ -19,7 +23,7 @@ import json
 import pathlib
 import shutil
 
-from wmlib.grading import store
+from wmlib.grading import manual, store
 
 ALTERED = "zero: the grading environment was altered"  # the start of an outcome (see grader.score)
 
@@ -92,11 +96,12 @@ def summary(records: list[dict]) -> dict:
         exercises = {}
         for gid in sorted({g for r in mine for g in r["max_scores"]}):
             have = [r for r in mine if gid in r["max_scores"]]
-            scores = [r["scores"][gid] for r in have]
+            scores = [r["scores"][gid] for r in have if gid in r["scores"]]  # a written answer may await grading
             outcomes = [r["outcome"][gid] for r in have]
             exercises[gid] = {
                 "points": max(r["max_scores"][gid] for r in have),
-                "mean": round(sum(scores) / len(scores), 3), "min": min(scores), "max": max(scores),
+                "mean": round(sum(scores) / len(scores), 3) if scores else None,
+                "min": min(scores, default=None), "max": max(scores, default=None),
                 "histogram": {f"{v:g}": scores.count(v) for v in sorted(set(scores))},
                 "passed": outcomes.count("passed"),
                 "failed": sum(o.endswith("tests failed") for o in outcomes),
@@ -104,6 +109,9 @@ def summary(records: list[dict]) -> dict:
                 "flagged": sum(exercise_flagged(r, gid) for r in have),
                 "not_attempted": sum(not r["attempted"].get(gid, True) for r in have),
             }
+            if any(gid in r.get("written", {}) for r in have):
+                exercises[gid]["graded_by_hand"] = outcomes.count("graded by hand")
+                exercises[gid]["awaiting_hand_grading"] = outcomes.count("awaiting hand grading")
         result[assignment] = {
             "submissions": len(mine), "max_score": top,
             "flagged": sum(bool(r["flags"]) for r in mine),
@@ -128,6 +136,12 @@ def summary_text(summary_: dict) -> str:
         lines.append(f"  {'exercise':28s} {'points':>6s} {'mean':>6s} {'min':>4s} {'max':>4s} {'passed':>6s} "
                      f"{'failed':>6s} {'not run':>7s} {'flagged':>7s} {'not attempted':>13s}")
         for gid, e in s["exercises"].items():
+            if "graded_by_hand" in e:
+                graded = (f"{e['mean']:6.2f} {e['min']:4g} {e['max']:4g}" if e["mean"] is not None
+                          else f"{'-':>6s} {'-':>4s} {'-':>4s}")
+                lines.append(f"  {gid:28s} {e['points']:6g} {graded} by hand: {e['graded_by_hand']} graded, "
+                             f"{e['awaiting_hand_grading']} awaiting, {e['not_attempted']} not attempted")
+                continue
             lines.append(f"  {gid:28s} {e['points']:6g} {e['mean']:6.2f} {e['min']:4g} {e['max']:4g} "
                          f"{e['passed']:6d} {e['failed']:6d} {e['not_run']:7d} {e['flagged']:7d} "
                          f"{e['not_attempted']:13d}")
@@ -139,9 +153,9 @@ def summary_text(summary_: dict) -> str:
 
 
 def write_reports(out: pathlib.Path) -> list[dict]:
-    """Rebuild grades.csv, grades_lms.csv, summary.json and summary.txt in out from out/results;
-    returns the results they were built from."""
-    records = store.load_all(out)
+    """Rebuild grades.csv, grades_lms.csv, summary.json and summary.txt in out from out/results
+    (hand grades included); returns the results they were built from, hand grades combined."""
+    records = manual.load_combined(out)
     s = summary(records)
     store.write_atomic(out / "grades.csv", grades_csv(records).encode())
     store.write_atomic(out / "grades_lms.csv", lms_csv(records).encode())
@@ -183,4 +197,8 @@ def merge(out: pathlib.Path, sources: list[pathlib.Path]) -> int:
             store.write_atomic(target, feedback.read_bytes())
             shutil.copystat(feedback, target)
         store.save(out, record)
+        for extra in (manual.feedback_notebook_path(source, student, assignment),
+                      manual.manual_path(source, student, assignment)):
+            if extra.is_file() and extra.resolve() != (out / extra.relative_to(source)).resolve():
+                store.write_atomic(out / extra.relative_to(source), extra.read_bytes())
     return len(chosen)

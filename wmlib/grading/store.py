@@ -1,6 +1,8 @@
 """Stored results: one JSON file per graded submission, written the moment it is graded.
 
     OUT/results/<student>/<assignment>.json
+    OUT/results/<student>/<assignment>.feedback.ipynb   (the feedback page's notebook)
+    OUT/results/<student>/<assignment>.manual.json      (hand scores, wmlib.grading.manual)
     OUT/feedback/<student>/<assignment>.html
 
 A result records the scores per test cell, the flags, the path of the feedback, the time it
@@ -124,6 +126,8 @@ def load_all(out: pathlib.Path) -> list[dict]:
     """Every stored result under OUT/results, sorted by (student, assignment)."""
     records = []
     for path in sorted((out / "results").glob("*/*.json")):
+        if path.name.endswith(".manual.json"):  # hand scores, kept beside the result (wmlib.grading.manual)
+            continue
         record = load(path)
         if record is None:
             continue

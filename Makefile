@@ -94,7 +94,7 @@ grade-merge: setup
 # What students are given: course/, wmlib, the dataset recipe, the student-safe tests; no solutions.
 student-edition: setup
 	@test -n "$(DEST)" || { echo "usage: make student-edition DEST=<new or empty folder>"; exit 2; }
-	@$(BIN)/python edition/build.py "$(DEST)"
+	@$(BIN)/python -m wmlib.grading.edition "$(DEST)"
 
 lab: setup dataset
 	@echo "[lab] JupyterLab on course/ (Ctrl-C to stop)"

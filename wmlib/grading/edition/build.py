@@ -1,6 +1,6 @@
 """Build the student edition: what an instructor publishes to students.
 
-    python edition/build.py DEST        (`make student-edition DEST=dir`)
+    python -m wmlib.grading.edition DEST        (`make student-edition DEST=dir`)
 
 DEST (new or empty) gets the notebooks of course/ exactly as released, the library (wmlib/ and
 hardware/, all of it: students import and read it), the dataset recipe (datasets/README.md and
@@ -9,7 +9,7 @@ quote (benchmarks/results/<name>.json for every ``results.load("<name>")`` in co
 packaging (pyproject.toml, environment.yml), and the tests that are safe to give: every module of
 tests/ that names no instructors' material (solutions, wrong answers, the grading battery, the
 notebook runner, benchmarks, the book) and holds no line of a solution or hidden test of
-solutions/ (see ``secret_lines``), with the helper modules they import. From edition/ come a
+solutions/ (see ``secret_lines``), with the helper modules they import. From this folder come a
 student Makefile (setup, dataset, lab, test, lint), a student README and a .gitignore.
 
 Left out: solutions/, tests/wrong_answers/, the grader's tests and battery, the benchmark scripts,
@@ -22,14 +22,13 @@ import argparse
 import pathlib
 import re
 import shutil
-import sys
 
 import nbformat
 
-HERE = pathlib.Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-from wmlib.grading import cells  # noqa: E402
+from wmlib.grading import cells
+
+HERE = pathlib.Path(__file__).resolve().parent          # the student Makefile, README and .gitignore
+REPO = HERE.parents[2]
 
 COPIED = ("course", "wmlib", "hardware", "datasets/README.md", "datasets/fixture", "pyproject.toml",
           "environment.yml")

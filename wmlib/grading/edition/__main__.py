@@ -1,0 +1,3 @@
+from wmlib.grading.edition.build import main
+
+main()
